@@ -1,0 +1,51 @@
+"""The result every checker returns, and how results compose."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from histories.history import History
+
+Validity = bool | Literal["unknown"]
+
+# Jepsen's order: one invalid result makes the whole invalid; otherwise one unknown makes it unknown.
+_RANK = {False: 0, "unknown": 1, True: 2}
+
+
+def merge_validity(values: Iterable[Validity]) -> Validity:
+    worst: Validity = True
+    for v in values:
+        if _RANK[v] < _RANK[worst]:
+            worst = v
+    return worst
+
+
+@dataclass
+class Result:
+    """``valid`` is True, False or "unknown"; ``details`` is JSON-serializable; ``explanation`` is text
+    a person can act on (empty when valid)."""
+
+    valid: Validity
+    details: dict[str, Any] = field(default_factory=dict)
+    explanation: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"valid": self.valid}
+        out.update(self.details)
+        if self.explanation:
+            out["explanation"] = self.explanation
+        return out
+
+
+def compose(results: Mapping[str, Result]) -> Result:
+    """Several named checker results as one: validity false > unknown > true."""
+    valid = merge_validity(r.valid for r in results.values())
+    text = "\n".join(f"[{name}] {r.explanation}" for name, r in results.items() if r.explanation)
+    return Result(valid, {name: r.to_json() for name, r in results.items()}, text)
+
+
+@runtime_checkable
+class Checker(Protocol):
+    def check(self, test: Any, history: History, opts: Mapping[str, Any]) -> Result: ...
