@@ -35,6 +35,13 @@ class Partitionable(Protocol):
 
 
 @runtime_checkable
+class HasSubmodel(Protocol):
+    """A partitionable model whose parts need their own model (e.g. a per-key initial value)."""
+
+    def submodel(self, sub: History) -> Model: ...
+
+
+@runtime_checkable
 class Preparing(Protocol):
     """A model that drops or normalises operations before the search.
 

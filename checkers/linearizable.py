@@ -1,0 +1,349 @@
+"""Linearizability: the Wing–Gong–Lowe search with memoisation, P-compositionality and sound prunings.
+
+The search is Porcupine's (a doubly-linked list of call/return events; linearize a pending call, or
+backtrack when a return is reached whose op is not yet linearized; remember every (linearized set, state)
+configuration already explored). On top of it, prunings that never change a verdict (each is checked
+against a brute-force search in tests/unit/test_linearizable_bruteforce.py):
+
+1. Indeterminate (info) ops have no return event: an info op never applied is one that never happened.
+   The search succeeds as soon as every completed op is placed, and never applies an info op where it
+   would not change the state (not applying it is always at least as good).
+2. Symmetry: of two identical ops (same f, arguments, outcome, type) where one's call and return both
+   come first, the earlier one is linearized first. Swapping them in any valid order keeps it valid.
+3. A completed op that never changes the state (a read) and is legal now is placed without branching:
+   moving it earlier, to a point inside its interval with the same state, keeps any valid order valid.
+4. Within a run of calls with no return between them, reads are tried first.
+
+A time limit and a bound on remembered configurations make a search that explodes end with ``unknown``
+and its cause instead of hanging or exhausting memory.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from checkers.model import HasSubmodel, Partitionable, Preparing
+from checkers.result import Result, merge_validity
+from histories.history import History, Operation, hashable
+
+DEFAULT_MAX_CONFIGS = 20_000_000
+_CHECK_EVERY = 1 << 14
+
+
+class SearchAborted(Exception):
+    def __init__(self, cause: str) -> None:
+        self.cause = cause
+        super().__init__(cause)
+
+
+@dataclass
+class _Failure:
+    """The deepest dead ends the search reached: linearized prefixes, state, and the blocking op."""
+
+    depth: int = -1
+    ends: list[tuple[tuple[int, ...], int, int]] = field(default_factory=list)  # (prefix, state id, op)
+
+
+@dataclass
+class PartitionOutcome:
+    valid: Any
+    ops: list[Operation]
+    configs: int
+    states: list[Any]
+    failure: _Failure | None = None
+    cause: str | None = None
+    label: Any = None
+
+
+def prepared_operations(history: History, model: Any) -> list[Operation]:
+    """Client operations the model must explain: failed ops dropped, model.prepare applied."""
+    prepare = model.prepare if isinstance(model, Preparing) else None
+    out = []
+    for op in history.operations():
+        if op.type == "fail":
+            continue
+        if prepare is not None:
+            op = prepare(op)
+            if op is None:
+                continue
+        out.append(op)
+    return out
+
+
+def _is_read_only(model: Any, op: Operation) -> bool:
+    return op.type == "ok" and isinstance(model, Preparing) and model.read_only(op)
+
+
+def _identity(op: Operation) -> Any:
+    result = hashable(op.completion.value) if op.type == "ok" else None  # type: ignore[union-attr]
+    return (op.f, hashable(op.invoke.value), result, op.type)
+
+
+def _dominators(ops: Sequence[Operation]) -> list[int]:
+    """Per op, the bit mask of identical ops whose call and return both come earlier (pruning 2)."""
+    inf = float("inf")
+    classes: dict[Any, list[int]] = {}
+    for i, op in enumerate(ops):
+        classes.setdefault(_identity(op), []).append(i)
+    dom = [0] * len(ops)
+    for members in classes.values():
+        if len(members) < 2:
+            continue
+        members.sort(key=lambda i: ops[i].call)
+        for b_pos, b in enumerate(members):
+            rb = ops[b].ret if ops[b].type == "ok" else inf
+            mask = 0
+            for a in members[:b_pos]:  # earlier calls
+                ra = ops[a].ret if ops[a].type == "ok" else inf
+                if ra < rb or (ra == inf and rb == inf):
+                    mask |= 1 << a
+            dom[b] = mask
+    return dom
+
+
+def search(ops: list[Operation], model: Any, *, deadline: float | None = None,
+           max_configs: int = DEFAULT_MAX_CONFIGS) -> PartitionOutcome:
+    """Is there a linearization of ``ops`` (one partition) under ``model``?"""
+    n = len(ops)
+    ok = [op.type == "ok" for op in ops]
+    n_ok = sum(ok)
+    states: list[Any] = [model.init()]
+    if n_ok == 0:
+        return PartitionOutcome(True, ops, 0, states)
+    info = [not x for x in ok]
+    forced = [_is_read_only(model, op) for op in ops]
+    dom = _dominators(ops)
+    bits = [1 << i for i in range(n)]
+
+    # Events in history order; a run of calls with no return in between lists reads first (pruning 4).
+    events: list[tuple[int, int]] = []
+    for i, op in enumerate(ops):
+        events.append((op.call, i))
+        if ok[i]:
+            events.append((op.ret, n + i))  # type: ignore[arg-type]
+    events.sort()
+    order: list[int] = []
+    run: list[int] = []
+    for _, node in events:
+        if node < n:
+            run.append(node)
+            continue
+        run.sort(key=lambda i: not forced[i])
+        order.extend(run)
+        run = []
+        order.append(node)
+    order.extend(run)
+
+    head, tail = 2 * n, 2 * n + 1
+    nxt = [tail] * (2 * n + 2)
+    prv = [head] * (2 * n + 2)
+    prev_node = head
+    for node in order:
+        nxt[prev_node] = node
+        prv[node] = prev_node
+        prev_node = node
+    nxt[prev_node] = tail
+    prv[tail] = prev_node
+
+    sid_of: dict[Any, int] = {states[0]: 0}
+    table: dict[int, int] = {}
+    step = model.step
+
+    def next_state(sid: int, i: int) -> int:
+        legal, new = step(states[sid], ops[i])
+        if not legal:
+            return -1
+        new_id = sid_of.get(new)
+        if new_id is None:
+            new_id = sid_of[new] = len(states)
+            states.append(new)
+        return new_id
+
+    cache: set[int] = set()
+    stack: list[int] = []
+    saved: list[int] = []
+    failure = _Failure()
+    lin = 0
+    sid = 0
+    n_done = 0
+    node = nxt[head]
+    steps = 0
+    while True:
+        steps += 1
+        if steps & (_CHECK_EVERY - 1) == 0:
+            if deadline is not None and time.monotonic() > deadline:
+                raise SearchAborted("time limit reached")
+            if len(cache) > max_configs:
+                raise SearchAborted(f"memory bound reached ({max_configs:,} configurations remembered)")
+        if node < n:
+            i = node
+            d = dom[i]
+            if d and lin & d != d:
+                node = nxt[node]
+                continue
+            k = sid * n + i
+            ns = table.get(k)
+            if ns is None:
+                ns = table[k] = next_state(sid, i)
+            if ns >= 0 and not (ns == sid and info[i]):
+                newlin = lin | bits[i]
+                key = (ns << n) | newlin
+                if key not in cache:
+                    cache.add(key)
+                    stack.append(i)
+                    saved.append(sid)
+                    lin = newlin
+                    sid = ns
+                    # lift the op's events out of the list
+                    p, q = prv[i], nxt[i]
+                    nxt[p] = q
+                    prv[q] = p
+                    if ok[i]:
+                        r = n + i
+                        p, q = prv[r], nxt[r]
+                        nxt[p] = q
+                        prv[q] = p
+                        n_done += 1
+                        if n_done == n_ok:
+                            return PartitionOutcome(True, ops, len(cache), states)
+                    node = nxt[head]
+                    continue
+                if not forced[i]:
+                    node = nxt[node]
+                    continue
+                # A forced placement whose configuration failed before: this one fails too.
+            else:
+                node = nxt[node]
+                continue
+        else:
+            depth = len(stack)
+            if depth >= failure.depth:
+                if depth > failure.depth:
+                    failure.depth = depth
+                    failure.ends = []
+                if len(failure.ends) < 16:
+                    failure.ends.append((tuple(stack), sid, node - n))
+        # backtrack: undo forced placements, then the last real choice, and try the next call after it
+        while True:
+            if not stack:
+                return PartitionOutcome(False, ops, len(cache), states, failure)
+            i = stack.pop()
+            sid = saved.pop()
+            lin ^= bits[i]
+            if ok[i]:
+                r = n + i
+                nxt[prv[r]] = r
+                prv[nxt[r]] = r
+                n_done -= 1
+            nxt[prv[i]] = i
+            prv[nxt[i]] = i
+            if not forced[i]:
+                node = nxt[i]
+                break
+
+
+# -- the public checker ----------------------------------------------------------------------------------
+
+def _describe_state(model: Any, state: Any) -> str:
+    describe = getattr(model, "describe", None)
+    return describe(state) if describe else repr(state)
+
+
+def op_summary(op: Operation) -> dict[str, Any]:
+    """A JSON-able summary of an operation, for reports."""
+    out = {"process": op.process, "f": op.f, "type": op.type, "invoke_index": op.call,
+           "complete_index": op.ret, "value": op.value}
+    if op.key is not None:
+        out["key"] = op.key
+    return out
+
+
+def op_text(op: Operation) -> str:
+    outcome = op.type if op.type != "ok" else f"ok {op.completion.value!r}"  # type: ignore[union-attr]
+    key = f" key={op.key!r}" if op.key is not None else ""
+    done = f"..{op.ret}" if op.ret is not None else "..(never completed)"
+    return f"[{op.call}{done}] process {op.process} {op.f}{key} {op.invoke.value!r} -> {outcome}"
+
+
+def _explain(outcome: PartitionOutcome, model: Any) -> tuple[dict[str, Any], str]:
+    failure = outcome.failure
+    assert failure is not None
+    ops = outcome.ops
+    prefix, sid, blocked = failure.ends[0]
+    op = ops[blocked]
+    concurrent = [o for o in ops if o is not op and o.call < op.ret  # type: ignore[operator]
+                  and (o.ret is None or o.ret > op.call)]
+    final_states = []
+    for _, s, _ in failure.ends:
+        d = _describe_state(model, outcome.states[s])
+        if d not in final_states:
+            final_states.append(d)
+    detail = {
+        "op": op_summary(op),
+        "concurrent": [op_summary(o) for o in concurrent],
+        "longest_linearized_prefix": len(prefix),
+        "partial_linearization": [ops[i].call for i in prefix],
+        "final_states": final_states,
+    }
+    lines = [f"cannot linearize {op_text(op)}",
+             f"  the longest linearizable prefix places {len(prefix)} of {len(ops)} ops; after it the state is "
+             + " or ".join(final_states)]
+    if prefix:
+        tail = prefix[-3:]
+        lines.append("  last placed: " + "; ".join(op_text(ops[i]) for i in tail))
+    if concurrent:
+        shown = concurrent[:8]
+        more = f" (and {len(concurrent) - 8} more)" if len(concurrent) > 8 else ""
+        lines.append(f"  concurrent with it{more}:")
+        lines.extend("    " + op_text(o) for o in shown)
+    return detail, "\n".join(lines)
+
+
+def check_linearizable(history: History, model: Any, *, time_limit: float | None = None,
+                       max_configs: int = DEFAULT_MAX_CONFIGS) -> Result:
+    """Check a history against a model; valid True, False, or "unknown" (time or memory bound)."""
+    deadline = time.monotonic() + time_limit if time_limit is not None else None
+    if isinstance(model, Partitionable):
+        parts = model.partition(history)
+    else:
+        parts = [history]
+    outcomes: list[PartitionOutcome] = []
+    total_ops = 0
+    for part in parts:
+        part_model = model.submodel(part) if isinstance(model, HasSubmodel) else model
+        ops = prepared_operations(part, part_model)
+        total_ops += len(ops)
+        label = ops[0].key if ops and len(parts) > 1 else None
+        try:
+            outcome = search(ops, part_model, deadline=deadline, max_configs=max_configs)
+        except SearchAborted as e:
+            outcome = PartitionOutcome("unknown", ops, 0, [], cause=e.cause)
+        outcome.label = label
+        outcomes.append(outcome)
+        if outcome.valid is False:
+            break  # one invalid partition decides the verdict
+    valid = merge_validity(o.valid for o in outcomes)
+    details: dict[str, Any] = {
+        "model": getattr(model, "name", type(model).__name__),
+        "partitions": len(parts),
+        "ops": total_ops,
+        "configs": sum(o.configs for o in outcomes),
+    }
+    explanation = ""
+    if valid is False:
+        bad = next(o for o in outcomes if o.valid is False)
+        detail, explanation = _explain(bad, model if not isinstance(model, HasSubmodel) else model)
+        if bad.label is not None:
+            detail["key"] = bad.label
+            explanation = f"key {bad.label!r}: " + explanation
+        details["failure"] = detail
+    elif valid == "unknown":
+        causes = sorted({o.cause for o in outcomes if o.cause})
+        details["cause"] = "; ".join(causes)
+        explanation = "search stopped before a verdict: " + details["cause"]
+        if time_limit is not None and "time" in details["cause"]:
+            explanation += f" ({time_limit:g} s)"
+    return Result(valid, details, explanation)

@@ -1,0 +1,341 @@
+"""Sequential specifications for the linearizability checker (see checkers/model.py for the protocol).
+
+Every state is hashable: JSON values are made hashable with ``histories.history.hashable`` (lists become
+tuples, dicts sorted item tuples). Values are compared after the same conversion.
+
+Failed operations (``type == "fail"``) definitely did not happen; the checker drops them before any model
+sees them. Indeterminate operations (``info``) are stepped with their invocation's arguments only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from histories.history import History, Operation, hashable
+
+# f names accepted per register-like operation (Jepsen's and Porcupine's spellings).
+_READ = frozenset(("read", "get", "r"))
+_WRITE = frozenset(("write", "put", "w"))
+_CAS = frozenset(("cas", "compare-and-set"))
+_APPEND = frozenset(("append",))
+
+
+def _unknown_f(model: str, op: Operation, allowed: str) -> ValueError:
+    return ValueError(f"the {model} model does not know f={op.f!r} (op index {op.call}); expected {allowed}")
+
+
+def _cas_args(op: Operation) -> tuple[Any, Any]:
+    v = op.invoke.value
+    if not isinstance(v, (list, tuple)) or len(v) != 2:
+        raise ValueError(f"cas expects [old, new] as its value, got {v!r} (op index {op.call})")
+    return hashable(v[0]), hashable(v[1])
+
+
+def _appended(state: Any, v: Any) -> Any:
+    """Append to a string (Porcupine's kv) or to a list-valued register (state kept as a tuple)."""
+    if isinstance(state, str) and isinstance(v, str):
+        return state + v
+    if state is None:
+        return v if isinstance(v, str) else (v,)
+    if isinstance(state, tuple):
+        return state + (v,)
+    raise ValueError(f"cannot append {v!r} to the register value {state!r}")
+
+
+class Register:
+    """A single read/write register, optionally with compare-and-set (``cas-register``).
+
+    read: ok value is the register's value (null = never written, unless an initial value is given);
+    write v; cas [old, new]: ok = it swapped.
+    """
+
+    def __init__(self, initial: Any = None, *, cas: bool = True, append: bool = False, name: str | None = None):
+        self.initial = hashable(initial)
+        self.cas = cas
+        self.append = append
+        self.name = name or ("cas-register" if cas else "register")
+        allowed = set(_READ | _WRITE)
+        if cas:
+            allowed |= _CAS
+        if append:
+            allowed |= _APPEND
+        self._allowed = frozenset(allowed)
+
+    def init(self) -> Any:
+        return self.initial
+
+    def prepare(self, op: Operation) -> Operation | None:
+        if op.f not in self._allowed:
+            raise _unknown_f(self.name, op, ", ".join(sorted(self._allowed)))
+        if op.f in _CAS:
+            _cas_args(op)
+        if op.type != "ok" and op.f in _READ:
+            return None  # an indeterminate read constrains nothing
+        return op
+
+    def read_only(self, op: Operation) -> bool:
+        return op.f in _READ
+
+    def step(self, state: Any, op: Operation) -> tuple[bool, Any]:
+        f = op.f
+        if f in _READ:
+            return hashable(op.completion.value) == state, state  # type: ignore[union-attr]
+        if f in _WRITE:
+            return True, hashable(op.invoke.value)
+        if f in _CAS:
+            old, new = _cas_args(op)
+            return (True, new) if state == old else (False, state)
+        if f in _APPEND:
+            return True, _appended(state, hashable(op.invoke.value))
+        raise _unknown_f(self.name, op, ", ".join(sorted(self._allowed)))
+
+    def describe(self, state: Any) -> str:
+        return repr(state)
+
+
+class KeyValue(Register):
+    """Independent registers per key (P-compositional: checked key by key).
+
+    Ops carry ``key``; f read|get, write|put, cas, append. ``initial`` is every key's initial value, or a
+    dict key -> initial value (keys not named start at null).
+    """
+
+    def __init__(self, initial: Any = None):
+        self.per_key = initial if isinstance(initial, dict) else None
+        super().__init__(None if self.per_key is not None else initial, cas=True, append=True, name="kv")
+        self._key: Any = None
+
+    def partition(self, history: History) -> list[History]:
+        return list(history.by_key().values())
+
+    def submodel(self, sub: History) -> KeyValue:
+        """The model of one key's sub-history (with that key's initial value)."""
+        m = KeyValue(self.per_key if self.per_key is not None else self.initial)
+        ops = sub.operations()
+        m._key = ops[0].key if ops else None
+        return m
+
+    def init(self) -> Any:
+        if self.per_key is not None:
+            return hashable(self.per_key.get(self._key))
+        return self.initial
+
+
+class MultiRegister:
+    """Several registers updated by transactions of micro-ops ``[f, key, value]`` (f read|r, write|w).
+
+    State: a sorted tuple of (key, value) pairs. Knossos's multi-register.
+    """
+
+    name = "multi-register"
+
+    def __init__(self, initial: Any = None):
+        if initial is None:
+            initial = {}
+        if not isinstance(initial, dict):
+            raise ValueError(f"the multi-register model needs a map of initial values, got {initial!r}")
+        self.initial = tuple(sorted((k, hashable(v)) for k, v in initial.items()))
+
+    def init(self) -> Any:
+        return self.initial
+
+    @staticmethod
+    def _micro_ops(op: Operation, value: Any) -> list[tuple[str, Any, Any]]:
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"a txn's value must be a list of [f, key, value] micro-ops, got {value!r} (op index {op.call})")
+        out = []
+        for m in value:
+            if not isinstance(m, (list, tuple)) or len(m) != 3 or m[0] not in _READ | _WRITE:
+                raise ValueError(f"bad micro-op {m!r} in txn at op index {op.call}; expected [read|write, key, value]")
+            out.append((m[0], m[1], hashable(m[2])))
+        return out
+
+    def prepare(self, op: Operation) -> Operation | None:
+        if op.f != "txn":
+            raise ValueError(f"the multi-register model only knows f='txn', got {op.f!r} (op index {op.call})")
+        micro = self._micro_ops(op, op.invoke.value)
+        if op.type != "ok" and all(f in _READ for f, _, _ in micro):
+            return None
+        if op.type == "ok":
+            self._micro_ops(op, op.completion.value)  # type: ignore[union-attr]
+        return op
+
+    def read_only(self, op: Operation) -> bool:
+        return all(f in _READ for f, _, _ in self._micro_ops(op, op.invoke.value))
+
+    def step(self, state: Any, op: Operation) -> tuple[bool, Any]:
+        regs = dict(state)
+        known = op.type == "ok"
+        micro = self._micro_ops(op, op.completion.value if known else op.invoke.value)  # type: ignore[union-attr]
+        for f, k, v in micro:
+            if f in _READ:
+                if known and regs.get(k) != v:
+                    return False, state
+            else:
+                regs[k] = v
+        return True, tuple(sorted(regs.items()))
+
+    def describe(self, state: Any) -> str:
+        return "{" + ", ".join(f"{k}: {v!r}" for k, v in state) + "}"
+
+
+class Mutex:
+    """A lock: acquire succeeds only when free; release only by the holder.
+
+    With the lock vocabulary (value ``{"lock": name, "owner": id, ...}``) the holder is the owner and each
+    lock name is checked on its own; with plain values (Knossos's mutex) any process may release.
+    """
+
+    name = "mutex"
+
+    def init(self) -> Any:
+        return None
+
+    @staticmethod
+    def _owner(op: Operation) -> Any:
+        v = op.invoke.value
+        if isinstance(v, dict):
+            return hashable(v.get("owner", True))
+        return True
+
+    def partition(self, history: History) -> list[History]:
+        def lock_of(op):
+            return op.value.get("lock") if isinstance(op.value, dict) else None
+
+        keyed = [op.with_(key=lock_of(op)) if op.is_client and op.type == "invoke" else op for op in history]
+        return list(History(keyed, history.source).by_key().values())
+
+    def prepare(self, op: Operation) -> Operation | None:
+        if op.f not in ("acquire", "release"):
+            raise ValueError(f"the mutex model knows acquire and release, got {op.f!r} (op index {op.call})")
+        return op
+
+    def read_only(self, op: Operation) -> bool:
+        return False
+
+    def step(self, state: Any, op: Operation) -> tuple[bool, Any]:
+        owner = self._owner(op)
+        if op.f == "acquire":
+            return (True, owner) if state is None else (False, state)
+        if state is not None and (owner is True or state == owner):
+            return True, None
+        return False, state
+
+    def describe(self, state: Any) -> str:
+        return "free" if state is None else f"held by {state!r}"
+
+
+class SetModel:
+    """A grow-only set: add v; read (ok value: every element)."""
+
+    name = "set"
+
+    def __init__(self, initial: Any = None):
+        self.initial = frozenset(hashable(x) for x in (initial or ()))
+
+    def init(self) -> Any:
+        return self.initial
+
+    def prepare(self, op: Operation) -> Operation | None:
+        if op.f not in ("add", "read"):
+            raise ValueError(f"the set model knows add and read, got {op.f!r} (op index {op.call})")
+        if op.f == "read" and op.type != "ok":
+            return None
+        return op
+
+    def read_only(self, op: Operation) -> bool:
+        return op.f == "read"
+
+    def step(self, state: Any, op: Operation) -> tuple[bool, Any]:
+        if op.f == "add":
+            return True, state | {hashable(op.invoke.value)}
+        seen = op.completion.value  # type: ignore[union-attr]
+        if not isinstance(seen, (list, tuple, set, frozenset)):
+            return False, state
+        return frozenset(hashable(x) for x in seen) == state, state
+
+    def describe(self, state: Any) -> str:
+        return "#{" + " ".join(repr(x) for x in sorted(state, key=repr)) + "}"
+
+
+class Queue:
+    """A FIFO queue: enqueue v; dequeue (ok value: the element, null when the queue was empty)."""
+
+    name = "queue"
+
+    def __init__(self, initial: Any = None):
+        self.initial = tuple(hashable(x) for x in (initial or ()))
+
+    def init(self) -> Any:
+        return self.initial
+
+    def prepare(self, op: Operation) -> Operation | None:
+        if op.f not in ("enqueue", "dequeue"):
+            raise ValueError(f"the queue model knows enqueue and dequeue, got {op.f!r} (op index {op.call})")
+        return op
+
+    def read_only(self, op: Operation) -> bool:
+        return False
+
+    def step(self, state: Any, op: Operation) -> tuple[bool, Any]:
+        if op.f == "enqueue":
+            return True, state + (hashable(op.invoke.value),)
+        if op.type != "ok":  # an indeterminate dequeue took the head, if there was one
+            return (True, state[1:]) if state else (False, state)
+        got = hashable(op.completion.value)  # type: ignore[union-attr]
+        if not state:
+            return got is None, state
+        return got == state[0], state[1:]
+
+    def describe(self, state: Any) -> str:
+        return "[" + " ".join(repr(x) for x in state) + "]"
+
+
+MODEL_NAMES = ("register", "cas-register", "kv", "multi-register", "mutex", "set", "queue")
+
+
+def model_named(name: str, initial: Any = None) -> Any:
+    """The model for a CLI name; ValueError names the valid ones."""
+    if name == "register":
+        return Register(initial, cas=False)
+    if name == "cas-register":
+        return Register(initial, cas=True)
+    if name == "kv":
+        return KeyValue(initial)
+    if name == "multi-register":
+        return MultiRegister(initial)
+    if name == "mutex":
+        return Mutex()
+    if name == "set":
+        return SetModel(initial)
+    if name == "queue":
+        return Queue(initial)
+    raise ValueError(f"unknown model {name!r}; expected one of {', '.join(MODEL_NAMES)}")
+
+
+def register(initial: Any = None) -> Register:
+    return Register(initial, cas=False)
+
+
+def cas_register(initial: Any = None) -> Register:
+    return Register(initial, cas=True)
+
+
+def kv(initial: Any = None) -> KeyValue:
+    return KeyValue(initial)
+
+
+def multi_register(initial: Any = None) -> MultiRegister:
+    return MultiRegister(initial)
+
+
+def mutex() -> Mutex:
+    return Mutex()
+
+
+def set_model(initial: Any = None) -> SetModel:
+    return SetModel(initial)
+
+
+def queue(initial: Any = None) -> Queue:
+    return Queue(initial)
