@@ -111,7 +111,9 @@ def free_subnet(
     raise ConfigError(f"no free /{SUBNET_PREFIX} left in {pool} for local nodes; pass a subnet")
 
 
-def _ip(args: Sequence[str], *, batch: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+def _ip(
+    args: Sequence[str], *, batch: str | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     cmd = ["ip", *args] + (["-batch", "-"] if batch is not None else [])
     done = subprocess.run(cmd, input=batch, capture_output=True, text=True)
     if check and done.returncode != 0:
@@ -201,7 +203,9 @@ class LocalCluster:
             if self.requested_subnet is not None:
                 clash = [str(t) for t in taken if self.requested_subnet.overlaps(t)]
                 if clash:
-                    raise ConfigError(f"subnet {self.requested_subnet} overlaps routes of this machine: {clash}")
+                    raise ConfigError(
+                        f"subnet {self.requested_subnet} overlaps routes of this machine: {clash}"
+                    )
                 self.subnet = self.requested_subnet
             else:
                 self.subnet = free_subnet(self.run_id, taken)
@@ -217,7 +221,12 @@ class LocalCluster:
                 f"link set {self.host_ifname} up",
             ]
             _ip([], batch="\n".join(root) + "\n")
-        switch = ["link set lo up", "link add br0 type bridge", "link set br0 up", "link set host master br0 up"]
+        switch = [
+            "link set lo up",
+            "link add br0 type bridge",
+            "link set br0 up",
+            "link set host master br0 up",
+        ]
         switch += [f"link set n{i} master br0 up" for i in range(1, len(self.nodes) + 1)]
         _ip(["-n", self.switch], batch="\n".join(switch) + "\n")
         for node, address in self.addresses.items():
