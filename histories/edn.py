@@ -146,11 +146,16 @@ def _set_value(items: list[Any]) -> frozenset[Any] | list[Any]:
 class _LineIndex:
     """Maps a character offset to its 1-based line (bisect over newline offsets, built once)."""
 
+    __slots__ = ("_text", "_first_line", "_newlines")
+
     def __init__(self, text: str, first_line: int) -> None:
-        self._newlines = [m.start() for m in re.finditer("\n", text)]
+        self._text = text
         self._first_line = first_line
+        self._newlines: list[int] | None = None  # built on first use: most one-line texts never need it
 
     def line(self, pos: int) -> int:
+        if self._newlines is None:
+            self._newlines = [m.start() for m in re.finditer("\n", self._text)]
         return self._first_line + bisect_left(self._newlines, pos)
 
 
