@@ -1,0 +1,65 @@
+"""The Nemesis contract, and how several nemeses act as one."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Protocol, runtime_checkable
+
+from histories.op import Op
+
+
+@runtime_checkable
+class Nemesis(Protocol):
+    """A fault injector. ``invoke`` gets the nemesis op the generator chose (``f`` one of ``fs()``) and
+    returns its completion; ``heal`` undoes every fault it may have left, is idempotent, and is always
+    called at the end of a run, also after errors and on Ctrl-C."""
+
+    def setup(self, test: Any) -> None: ...
+
+    def invoke(self, test: Any, op: Op) -> Op: ...
+
+    def heal(self, test: Any) -> None: ...
+
+    def fs(self) -> set[str]: ...
+
+
+def completed(op: Op, value: Any, error: str | None = None) -> Op:
+    """The completion of a nemesis op: always ``info`` (a fault has no ok/fail, as in Jepsen)."""
+    return op.with_(type="info", value=value, error=error)
+
+
+class ComposedNemesis:
+    """Several nemeses as one: each op goes to the nemesis that handles its ``f``; heal heals them all."""
+
+    def __init__(self, nemeses: Iterable[Nemesis]) -> None:
+        self.nemeses = list(nemeses)
+        self._by_f: dict[str, Nemesis] = {}
+        for nemesis in self.nemeses:
+            for f in nemesis.fs():
+                if f in self._by_f:
+                    raise ValueError(f"two nemeses handle the op {f!r}: {self._by_f[f]!r} and {nemesis!r}")
+                self._by_f[f] = nemesis
+
+    def setup(self, test: Any) -> None:
+        for nemesis in self.nemeses:
+            nemesis.setup(test)
+
+    def invoke(self, test: Any, op: Op) -> Op:
+        nemesis = self._by_f.get(op.f)
+        if nemesis is None:
+            return completed(op, None, error=f"no nemesis handles {op.f!r}; known: {sorted(self._by_f)}")
+        return nemesis.invoke(test, op)
+
+    def heal(self, test: Any) -> None:
+        # Heal every nemesis even when one fails, then report the first failure.
+        errors: list[BaseException] = []
+        for nemesis in self.nemeses:
+            try:
+                nemesis.heal(test)
+            except Exception as e:  # noqa: BLE001 - collected and re-raised below
+                errors.append(e)
+        if errors:
+            raise errors[0]
+
+    def fs(self) -> set[str]:
+        return set(self._by_f)
