@@ -56,6 +56,7 @@ class PartitionOutcome:
     failure: _Failure | None = None
     cause: str | None = None
     label: Any = None
+    steps: int = 0
 
 
 def prepared_operations(history: History, model: Any) -> list[Operation]:
@@ -71,10 +72,6 @@ def prepared_operations(history: History, model: Any) -> list[Operation]:
                 continue
         out.append(op)
     return out
-
-
-def _is_read_only(model: Any, op: Operation) -> bool:
-    return op.type == "ok" and isinstance(model, Preparing) and model.read_only(op)
 
 
 def _identity(op: Operation) -> Any:
@@ -114,7 +111,8 @@ def search(ops: list[Operation], model: Any, *, deadline: float | None = None,
     if n_ok == 0:
         return PartitionOutcome(True, ops, 0, states)
     info = [not x for x in ok]
-    forced = [_is_read_only(model, op) for op in ops]
+    read_only = model.read_only if isinstance(model, Preparing) else None
+    forced = [ok[i] and read_only is not None and read_only(op) for i, op in enumerate(ops)]
     dom = _dominators(ops)
     bits = [1 << i for i in range(n)]
 
@@ -162,7 +160,10 @@ def search(ops: list[Operation], model: Any, *, deadline: float | None = None,
             states.append(new)
         return new_id
 
+    ok_mask = sum(bits[i] for i in range(n) if ok[i])
+    info_mask = sum(bits[i] for i in range(n) if info[i])
     cache: set[int] = set()
+    n_configs = 0
     stack: list[int] = []
     saved: list[int] = []
     failure = _Failure()
@@ -176,7 +177,7 @@ def search(ops: list[Operation], model: Any, *, deadline: float | None = None,
         if steps & (_CHECK_EVERY - 1) == 0:
             if deadline is not None and time.monotonic() > deadline:
                 raise SearchAborted("time limit reached")
-            if len(cache) > max_configs:
+            if n_configs > max_configs:
                 raise SearchAborted(f"memory bound reached ({max_configs:,} configurations remembered)")
         if node < n:
             i = node
@@ -191,8 +192,23 @@ def search(ops: list[Operation], model: Any, *, deadline: float | None = None,
             if ns >= 0 and not (ns == sid and info[i]):
                 newlin = lin | bits[i]
                 key = (ns << n) | newlin
-                if key not in cache:
+                if key in cache:
+                    fresh = False
+                else:
+                    # Subsumption (pruning 5): the same completed ops and state, but one applied info op
+                    # fewer, was explored already: having that op still available is never worse.
+                    fresh = True
+                    applied_info = newlin & info_mask
+                    base = ns << n
+                    while applied_info:
+                        b = applied_info & -applied_info
+                        if (base | (newlin ^ b)) in cache:
+                            fresh = False
+                            break
+                        applied_info ^= b
                     cache.add(key)
+                if fresh:
+                    n_configs += 1
                     stack.append(i)
                     saved.append(sid)
                     lin = newlin
@@ -208,7 +224,7 @@ def search(ops: list[Operation], model: Any, *, deadline: float | None = None,
                         prv[q] = p
                         n_done += 1
                         if n_done == n_ok:
-                            return PartitionOutcome(True, ops, len(cache), states)
+                            return PartitionOutcome(True, ops, n_configs, states, steps=steps)
                     node = nxt[head]
                     continue
                 if not forced[i]:
@@ -229,7 +245,7 @@ def search(ops: list[Operation], model: Any, *, deadline: float | None = None,
         # backtrack: undo forced placements, then the last real choice, and try the next call after it
         while True:
             if not stack:
-                return PartitionOutcome(False, ops, len(cache), states, failure)
+                return PartitionOutcome(False, ops, n_configs, states, failure, steps=steps)
             i = stack.pop()
             sid = saved.pop()
             lin ^= bits[i]
@@ -331,6 +347,7 @@ def check_linearizable(history: History, model: Any, *, time_limit: float | None
         "partitions": len(parts),
         "ops": total_ops,
         "configs": sum(o.configs for o in outcomes),
+        "steps": sum(o.steps for o in outcomes),
     }
     explanation = ""
     if valid is False:

@@ -45,12 +45,20 @@ def _appended(state: Any, v: Any) -> Any:
 class Register:
     """A single read/write register, optionally with compare-and-set (``cas-register``).
 
-    read: ok value is the register's value (null = never written, unless an initial value is given);
-    write v; cas [old, new]: ok = it swapped.
+    read: ok value is the register's value; write v; cas [old, new]: ok = it swapped.
+
+    Reads that returned null: with the initial value null they mean "never written" and must match.
+    With a non-null initial value a null read can only be a read that saw nothing (Knossos's convention:
+    its cas-register accepts a nil read in any state), so it constrains nothing. ``nil_reads`` overrides:
+    "value" (always compare) or "unknown" (never).
     """
 
-    def __init__(self, initial: Any = None, *, cas: bool = True, append: bool = False, name: str | None = None):
+    def __init__(self, initial: Any = None, *, cas: bool = True, append: bool = False, name: str | None = None,
+                 nil_reads: str | None = None):
         self.initial = hashable(initial)
+        if nil_reads not in (None, "value", "unknown"):
+            raise ValueError(f"nil_reads must be 'value' or 'unknown', got {nil_reads!r}")
+        self.nil_reads_unknown = (nil_reads or ("value" if initial is None else "unknown")) == "unknown"
         self.cas = cas
         self.append = append
         self.name = name or ("cas-register" if cas else "register")
@@ -69,8 +77,11 @@ class Register:
             raise _unknown_f(self.name, op, ", ".join(sorted(self._allowed)))
         if op.f in _CAS:
             _cas_args(op)
-        if op.type != "ok" and op.f in _READ:
-            return None  # an indeterminate read constrains nothing
+        if op.f in _READ:
+            if op.type != "ok":
+                return None  # an indeterminate read constrains nothing
+            if self.nil_reads_unknown and op.completion.value is None:  # type: ignore[union-attr]
+                return None
         return op
 
     def read_only(self, op: Operation) -> bool:
@@ -100,9 +111,10 @@ class KeyValue(Register):
     dict key -> initial value (keys not named start at null).
     """
 
-    def __init__(self, initial: Any = None):
+    def __init__(self, initial: Any = None, *, nil_reads: str | None = None):
         self.per_key = initial if isinstance(initial, dict) else None
-        super().__init__(None if self.per_key is not None else initial, cas=True, append=True, name="kv")
+        super().__init__(None if self.per_key is not None else initial, cas=True, append=True, name="kv",
+                         nil_reads=nil_reads or "value")
         self._key: Any = None
 
     def partition(self, history: History) -> list[History]:
@@ -110,7 +122,8 @@ class KeyValue(Register):
 
     def submodel(self, sub: History) -> KeyValue:
         """The model of one key's sub-history (with that key's initial value)."""
-        m = KeyValue(self.per_key if self.per_key is not None else self.initial)
+        m = KeyValue(self.per_key if self.per_key is not None else self.initial,
+                     nil_reads="unknown" if self.nil_reads_unknown else "value")
         ops = sub.operations()
         m._key = ops[0].key if ops else None
         return m
@@ -294,14 +307,14 @@ class Queue:
 MODEL_NAMES = ("register", "cas-register", "kv", "multi-register", "mutex", "set", "queue")
 
 
-def model_named(name: str, initial: Any = None) -> Any:
+def model_named(name: str, initial: Any = None, *, nil_reads: str | None = None) -> Any:
     """The model for a CLI name; ValueError names the valid ones."""
     if name == "register":
-        return Register(initial, cas=False)
+        return Register(initial, cas=False, nil_reads=nil_reads)
     if name == "cas-register":
-        return Register(initial, cas=True)
+        return Register(initial, cas=True, nil_reads=nil_reads)
     if name == "kv":
-        return KeyValue(initial)
+        return KeyValue(initial, nil_reads=nil_reads)
     if name == "multi-register":
         return MultiRegister(initial)
     if name == "mutex":
