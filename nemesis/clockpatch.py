@@ -35,8 +35,10 @@ Limits (all documented in the API below):
 - Programs that make the raw ``clock_gettime`` system call themselves (no vDSO) are not skewed.
 
 When the vDSO patch cannot work here (not x86_64, no ptrace), ``libfaketime`` is the fallback:
-``faketime_env`` gives the environment for it (fixed at start, changeable through a file; Python and
-Java honour it, Go programs do not, as Go reads the vDSO directly). ``probe`` says which one is usable.
+``spawn_faketime`` starts a program with it, the offset in a file it re-reads about once a second.
+Python and Java honour it; Go programs do not (Go reads the vDSO directly); and it moves the monotonic
+clock too (Debian's 0.9.10 breaks sleeps otherwise). ``probe`` says which one is usable, and
+``SkewedProcess.mechanism`` which one a process got.
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ __all__ = [
     "patch_blob",
     "probe",
     "set_offset",
+    "spawn_faketime",
     "spawn_skewed",
     "vdso_layout",
 ]
@@ -488,25 +491,26 @@ def _netns_fd(netns: str) -> int:
     try:
         return os.open(NETNS_DIR / netns, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as e:
-        raise ClockPatchError(f"network namespace {netns}: cannot open {NETNS_DIR / netns}: {e.strerror}") from None
+        raise ClockPatchError(
+            f"network namespace {netns}: cannot open {NETNS_DIR / netns}: {e.strerror}"
+        ) from None
 
 
 def _child_setup(
-    libc: ctypes.CDLL, netns_fd: int | None, preexec_fn: Callable[[], None] | None
-) -> Callable[[], None]:
+    libc: ctypes.CDLL, preexec_fn: Callable[[], None] | None, *, trace: bool
+) -> Callable[[int | None], None]:
     """What the forked child does before execve: the caller's hook, enter the netns, ask to be traced.
 
-    Runs between fork and exec, so it only calls async-signal-safe things (two syscalls via ctypes).
-    The caller's hook runs first, still outside the namespace (e.g. to join a cgroup whose files the
-    namespace would hide).
+    Runs between fork and exec, so it only makes plain system calls (via ctypes). The caller's hook runs
+    first, still outside the namespace (e.g. to join a cgroup whose files the namespace would hide).
     """
 
-    def setup() -> None:
+    def setup(netns_fd: int | None) -> None:
         if preexec_fn is not None:
             preexec_fn()
         if netns_fd is not None and libc.setns(netns_fd, CLONE_NEWNET) != 0:
             raise OSError(ctypes.get_errno(), "setns into the network namespace failed")
-        if libc.ptrace(PTRACE_TRACEME, 0, None, None) != 0:
+        if trace and libc.ptrace(PTRACE_TRACEME, 0, None, None) != 0:
             raise OSError(ctypes.get_errno(), "PTRACE_TRACEME failed")
 
     return setup
@@ -551,23 +555,20 @@ def spawn_skewed(
     if platform.machine() != "x86_64":
         raise ClockPatchError(f"the vDSO patch needs x86_64, this is {platform.machine()}")
     libc = _libc()
-    netns_fd = _netns_fd(netns) if netns is not None else None
-    try:
-        # Only the thread that forks may trace the child: this whole function runs in the caller's thread.
-        popen = subprocess.Popen(
-            list(argv),
-            env=dict(env) if env is not None else None,
-            cwd=cwd,
-            stdin=stdin,
-            stdout=stdout,
-            stderr=stderr,
-            start_new_session=start_new_session,
-            process_group=process_group,
-            preexec_fn=_child_setup(libc, netns_fd, preexec_fn),
-        )
-    finally:
-        if netns_fd is not None:
-            os.close(netns_fd)
+    # Only the thread that forks may trace the child: this whole function runs in the caller's thread.
+    popen = _popen_in_netns(
+        libc,
+        argv,
+        netns,
+        _child_setup(libc, preexec_fn, trace=True),
+        env=dict(env) if env is not None else None,
+        cwd=cwd,
+        stdin=stdin,
+        stdout=stdout,
+        stderr=stderr,
+        start_new_session=start_new_session,
+        process_group=process_group,
+    )
     try:
         _wait_exec_stop(libc, popen.pid)
         slot = _patch_stopped(popen.pid, offset_ns)
@@ -576,6 +577,21 @@ def spawn_skewed(
         _kill_unpatched(popen)
         raise
     return SkewedProcess(popen.pid, slot, popen)
+
+
+def _popen_in_netns(
+    libc: ctypes.CDLL,
+    argv: Sequence[str],
+    netns: str | None,
+    setup: Callable[[int | None], None],
+    **popen_options: Any,
+) -> subprocess.Popen[Any]:
+    netns_fd = _netns_fd(netns) if netns is not None else None
+    try:
+        return subprocess.Popen(list(argv), preexec_fn=lambda: setup(netns_fd), **popen_options)
+    finally:
+        if netns_fd is not None:
+            os.close(netns_fd)
 
 
 def _kill_unpatched(popen: subprocess.Popen[Any]) -> None:
@@ -644,11 +660,46 @@ def faketime_env(offset_file: str, offset_ns: int = 0) -> dict[str, str]:
     }
 
 
+def spawn_faketime(
+    argv: Sequence[str],
+    offset_file: str,
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+    stdin: int | IO[Any] | None = subprocess.DEVNULL,
+    stdout: int | IO[Any] | None = None,
+    stderr: int | IO[Any] | None = None,
+    start_new_session: bool = False,
+    process_group: int | None = None,
+    preexec_fn: Callable[[], None] | None = None,
+    netns: str | None = None,
+    offset_ns: int = 0,
+) -> SkewedProcess:
+    """The fallback: start ``argv`` under libfaketime, its offset in ``offset_file``. Same options as
+    ``spawn_skewed``. Go programs ignore it (they read the vDSO directly): use it where ``probe`` says
+    the vDSO patch does not work, and only for targets that call the C library."""
+    base_env = dict(env) if env is not None else dict(os.environ)
+    popen = _popen_in_netns(
+        _libc(),
+        argv,
+        netns,
+        _child_setup(_libc(), preexec_fn, trace=False),
+        env={**base_env, **faketime_env(offset_file, offset_ns)},
+        cwd=cwd,
+        stdin=stdin,
+        stdout=stdout,
+        stderr=stderr,
+        start_new_session=start_new_session,
+        process_group=process_group,
+    )
+    return SkewedProcess(popen.pid, 0, popen, mechanism="faketime", faketime_file=offset_file)
+
+
 # -- Which mechanism works here ------------------------------------------------------------------------
 
 
 def probe() -> str:
-    """"vdso" when the vDSO patch works on this machine (tried on a real process), else why not.
+    """Return "vdso" when the vDSO patch works on this machine (tried on a real process), else why not.
 
     When it does not, the reason ends with whether the libfaketime fallback is available.
     """
