@@ -259,13 +259,21 @@ def _until(g: Grant, lease_end: float) -> str:
     return f"{_when(g.first_release.invoke)}, when its release was invoked"
 
 
-def overlap_record(a: Grant, b: Grant, lease_end_a: float, lease_end_b: float) -> dict[str, Any]:
+def _lease_text(g: Grant, other: Grant) -> str:
+    return (f" {_name(g)}'s lease ({g.ttl_ms:g} ms from its acquire's invocation at {_when(g.acquire.invoke)}) "
+            f"cannot have run out before {_name(other)}'s acquire completed.")
+
+
+def overlap_record(a: Grant, b: Grant, lease_end_a: float, lease_end_b: float,
+                   leases_considered: bool = False) -> dict[str, Any]:
     text = (
         f"lock {a.lock!r}: {_name(a)} and {_name(b)} held it at the same time. "
         f"{_name(a)} had it by {_when(a.acquire.completion)} and cannot have let go before {_until(a, lease_end_a)}; "
         f"{_name(b)} had it by {_when(b.acquire.completion)} and cannot have let go before {_until(b, lease_end_b)}. "
         "Each acquire completed before the other holder could have let go."
     )
+    if leases_considered:
+        text += "".join(_lease_text(g, other) for g, other in ((a, b), (b, a)) if g.ttl_ms is not None)
     return {"lock": a.lock, "first": grant_record(a), "second": grant_record(b), "explanation": text}
 
 
@@ -282,7 +290,8 @@ def _mutual_exclusion(history: History, grants: list[Grant], lease_aware: bool) 
     details: dict[str, Any] = {"grants": len(grants), "locks": len({g.lock for g in grants})}
     details["lease_assumption"] = _lease_assumption(grants, lease_aware)
     details["overlap_count"] = proven_count
-    details["overlaps"] = [overlap_record(grants[i], grants[j], lenient[i], lenient[j]) for i, j in proven]
+    details["overlaps"] = [overlap_record(grants[i], grants[j], lenient[i], lenient[j], lease_aware)
+                           for i, j in proven]
 
     untimed: list[tuple[int, int]] = []
     untimed_count = 0
