@@ -13,6 +13,9 @@ against a brute-force search in tests/unit/test_linearizable_bruteforce.py):
 3. A completed op that never changes the state (a read) and is legal now is placed without branching:
    moving it earlier, to a point inside its interval with the same state, keeps any valid order valid.
 4. Within a run of calls with no return between them, reads are tried first.
+5. Subsumption: a configuration with the same completed ops and state as one already explored, but one
+   more info op applied, cannot succeed where that one failed (every continuation of it is also a
+   continuation of the other, which still has the info op available and need never apply it).
 
 A time limit and a bound on remembered configurations make a search that explodes end with ``unknown``
 and its cause instead of hanging or exhausting memory.
@@ -160,7 +163,6 @@ def search(ops: list[Operation], model: Any, *, deadline: float | None = None,
             states.append(new)
         return new_id
 
-    ok_mask = sum(bits[i] for i in range(n) if ok[i])
     info_mask = sum(bits[i] for i in range(n) if info[i])
     cache: set[int] = set()
     n_configs = 0
@@ -278,10 +280,16 @@ def op_summary(op: Operation) -> dict[str, Any]:
 
 
 def op_text(op: Operation) -> str:
-    outcome = op.type if op.type != "ok" else f"ok {op.completion.value!r}"  # type: ignore[union-attr]
+    """``[12..15] process 3 cas [1, 2] -> ok``: positions (invoke..completion), what it did, its outcome."""
+    arg = "" if op.invoke.value is None else f" {op.invoke.value!r}"
     key = f" key={op.key!r}" if op.key is not None else ""
-    done = f"..{op.ret}" if op.ret is not None else "..(never completed)"
-    return f"[{op.call}{done}] process {op.process} {op.f}{key} {op.invoke.value!r} -> {outcome}"
+    if op.type == "ok":
+        result = op.completion.value  # type: ignore[union-attr]
+        outcome = "ok" if result == op.invoke.value else f"ok {result!r}"
+    else:
+        outcome = "info (may or may not have happened)" if op.type == "info" else op.type
+    done = f"..{op.ret}" if op.ret is not None else "..never completed"
+    return f"[{op.call}{done}] process {op.process} {op.f}{key}{arg} -> {outcome}"
 
 
 def _explain(outcome: PartitionOutcome, model: Any) -> tuple[dict[str, Any], str]:
@@ -305,8 +313,8 @@ def _explain(outcome: PartitionOutcome, model: Any) -> tuple[dict[str, Any], str
         "final_states": final_states,
     }
     lines = [f"cannot linearize {op_text(op)}",
-             f"  the longest linearizable prefix places {len(prefix)} of {len(ops)} ops; after it the state is "
-             + " or ".join(final_states)]
+             f"  the longest linearizable prefixes place {len(prefix)} of {len(ops)} ops; after them the state "
+             + ("is " + final_states[0] if len(final_states) == 1 else "could be one of " + ", ".join(final_states))]
     if prefix:
         tail = prefix[-3:]
         lines.append("  last placed: " + "; ".join(op_text(ops[i]) for i in tail))
@@ -352,7 +360,7 @@ def check_linearizable(history: History, model: Any, *, time_limit: float | None
     explanation = ""
     if valid is False:
         bad = next(o for o in outcomes if o.valid is False)
-        detail, explanation = _explain(bad, model if not isinstance(model, HasSubmodel) else model)
+        detail, explanation = _explain(bad, model)
         if bad.label is not None:
             detail["key"] = bad.label
             explanation = f"key {bad.label!r}: " + explanation

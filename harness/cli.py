@@ -1,0 +1,194 @@
+"""The `splitbrain` command line: one clear line and a meaningful exit code for every outcome.
+
+Exit codes: 0 valid, 1 invalid, 2 unknown, 3 bad input or usage, 4 the run itself failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
+
+from checkers.result import Result, merge_validity
+from harness.errors import ConfigError, RemoteError
+from histories.errors import HistoryFormatError
+
+EXIT_VALID, EXIT_INVALID, EXIT_UNKNOWN, EXIT_BAD_INPUT, EXIT_RUN_FAILED = 0, 1, 2, 3, 4
+_EXIT_OF = {True: EXIT_VALID, False: EXIT_INVALID, "unknown": EXIT_UNKNOWN}
+
+
+class UsageError(Exception):
+    """Bad command-line usage: printed as one line, exit 3."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # argparse would exit 2, which means "unknown" here
+        raise UsageError(f"{self.prog}: {message} (see --help)")
+
+
+def parse_value(text: str, what: str) -> Any:
+    """A JSON or EDN value given on the command line (``0``, ``nil``, ``'{"x": 0}'``, ``'{:x 0}'``)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        pass
+    from histories.edn import parse_edn
+
+    try:
+        values = [v for v, _ in parse_edn(text, what)]
+    except HistoryFormatError as e:
+        raise UsageError(f"{what}: expected a JSON or EDN value, got {text!r} ({e.message})") from None
+    if len(values) != 1:
+        raise UsageError(f"{what}: expected one JSON or EDN value, got {text!r}")
+    return values[0]
+
+
+# -- check ---------------------------------------------------------------------------------------------
+
+def _add_check(sub: Any) -> None:
+    from checkers.models import MODEL_NAMES
+    from checkers.registry import CHECKER_NAMES
+    from histories.formats import FORMATS
+
+    p = sub.add_parser("check", help="check recorded histories",
+                       description="Check histories for linearizability (--model) or with another checker (--checker).")
+    p.add_argument("histories", nargs="+", metavar="HISTORY")
+    p.add_argument("--model", choices=MODEL_NAMES, help="linearizability against this model")
+    p.add_argument("--checker", choices=CHECKER_NAMES, help="another checker (default: linearizable with --model)")
+    p.add_argument("--init", help="the model's initial value, JSON or EDN (0, nil, '{\"x\": 0}')")
+    p.add_argument("--nil-reads", choices=("value", "unknown"),
+                   help="register models: is a read of nil a value, or a read that saw nothing (Knossos's "
+                        "convention; the default when --init is not nil)")
+    p.add_argument("--format", default="auto", choices=("auto",) + FORMATS)
+    p.add_argument("--independent", action="store_true",
+                   help="values are Jepsen independent [key value] tuples: check per key")
+    p.add_argument("--time-limit", type=float, metavar="S", help="per file; past it the verdict is unknown")
+    p.add_argument("--max-configs", type=int, metavar="N", help="memory bound of the linearizability search")
+    p.add_argument("--consistency-model", metavar="M", help="list-append / rw-register: the model to check")
+    p.add_argument("--json", action="store_true", help="one JSON object per file")
+    p.set_defaults(run=_run_check)
+
+
+def _check_fn(args: argparse.Namespace) -> Callable[..., Result]:
+    from checkers.registry import checker_named, linearizable_checker
+
+    checker = args.checker or ("linearizable" if args.model else None)
+    if checker is None:
+        raise UsageError("check: give --model M (linearizability) or --checker C")
+    if checker == "linearizable":
+        if not args.model:
+            raise UsageError("check: --checker linearizable needs --model M")
+        initial = parse_value(args.init, "--init") if args.init is not None else None
+        if args.time_limit is not None and args.time_limit <= 0:
+            raise UsageError("check: --time-limit must be positive")
+        try:
+            return linearizable_checker(args.model, initial, nil_reads=args.nil_reads,
+                                        time_limit=args.time_limit, max_configs=args.max_configs)
+        except ValueError as e:
+            raise UsageError(f"check: {e}") from None
+    if args.model:
+        raise UsageError(f"check: --model goes with linearizability, not with --checker {checker}")
+    try:
+        return checker_named(checker, consistency_model=args.consistency_model)
+    except ValueError as e:
+        raise UsageError(f"check: {e}") from None
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else ""
+
+
+def _run_check(args: argparse.Namespace) -> int:
+    from histories.formats import load_history
+    from histories.history import lift_independent
+
+    check = _check_fn(args)
+    verdicts: list[Any] = []
+    bad_input = 0
+    for path in args.histories:
+        try:
+            history = load_history(path, args.format)
+            if args.independent:
+                history = lift_independent(history)
+            started = time.perf_counter()
+            result = check(history)
+            elapsed_ms = (time.perf_counter() - started) * 1000
+        except (HistoryFormatError, ValueError) as e:
+            bad_input += 1
+            message = str(e) if isinstance(e, HistoryFormatError) else f"{path}: {e}"
+            if args.json:
+                print(json.dumps({"file": path, "valid": None, "error": message}))
+            else:
+                print(f"ERROR    {message}")
+            continue
+        verdicts.append(result.valid)
+        if args.json:
+            record = {"file": path, "valid": result.valid, "elapsed_ms": round(elapsed_ms, 3)}
+            record.update(result.to_json())
+            print(json.dumps(record, default=_json_default))
+        else:
+            label = {True: "VALID", False: "INVALID", "unknown": "UNKNOWN"}[result.valid]
+            print(f"{label:<8} {path}  ({elapsed_ms:.1f} ms)")
+            if result.valid is not True and result.explanation:
+                print("\n".join("         " + line for line in result.explanation.strip().splitlines()))
+    if len(args.histories) > 1 and not args.json:
+        counts = {v: sum(1 for x in verdicts if x is v or x == v) for v in (True, False, "unknown")}
+        print(f"{len(args.histories)} histories: {counts[True]} valid, {counts[False]} invalid, "
+              f"{counts['unknown']} unknown, {bad_input} unreadable")
+    if bad_input:
+        return EXIT_BAD_INPUT
+    return _EXIT_OF[merge_validity(verdicts)]
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    return str(value)
+
+
+# -- entry point -----------------------------------------------------------------------------------------
+
+COMMANDS: list[Callable[[Any], None]] = [_add_check]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="splitbrain", description="Jepsen-style fault injection and history checking.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for add in COMMANDS:
+        add(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        args = build_parser().parse_args(argv)
+        if not getattr(args, "run", None):
+            build_parser().print_help()
+            return EXIT_BAD_INPUT
+        return args.run(args)
+    except UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except (HistoryFormatError, ConfigError) as e:
+        if debug:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except RemoteError as e:
+        if debug:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_RUN_FAILED
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
