@@ -64,11 +64,15 @@ class _Round:
 
 class RaftNode:
     def __init__(self, config: Config, rng: random.Random, wall_clock_ms: Callable[[], int],
-                 persisted: PersistedState | None = None) -> None:
+                 persisted: PersistedState | None = None,
+                 monotonic_ms: Callable[[], int] | None = None) -> None:
         self.config = config
         self.id = config.id
         self._rng = rng
         self._wall_clock_ms = wall_clock_ms
+        # Lock leases are measured on the leader's monotonic clock (a wall clock can jump); without one,
+        # the wall clock stands in, and leases then break under clock skew.
+        self._monotonic_ms = monotonic_ms or wall_clock_ms
         self._quorum = len(config.peers) // 2 + 1
         self._others = tuple(p for p in config.peers if p != self.id)
         hs = persisted.hard_state if persisted is not None else HardState()
@@ -150,7 +154,7 @@ class RaftNode:
         if self.role != LEADER:
             raise NotLeader(self.id, self.leader_id)
         stamped = dict(command)
-        stamped["now_ms"] = int(self._wall_clock_ms())
+        stamped["now_ms"] = int(self._monotonic_ms())
         entry = self._append_own(stamped)
         if "early-ack" in self.config.bugs and command.get("op") in _BLIND_WRITES:
             self._early_acks.append(entry)
@@ -343,10 +347,13 @@ class RaftNode:
         entries = tuple(self._log[prev:prev + self.config.max_entries_per_msg])
         self._send(Message("append", self.id, peer, self.term, log_term=self.term_at(prev), index=prev,
                            entries=entries, commit=self.commit_index))
+        if entries:
+            self._next[peer] = entries[-1].index + 1  # pipeline: the next append continues from here
 
     def _broadcast_append(self) -> None:
         for p in self._others:
-            self._send_append(p)
+            if self._next[p] <= self.last_index:
+                self._send_append(p)
 
     def _broadcast_heartbeat(self) -> int:
         self._round_seq += 1
@@ -467,7 +474,7 @@ class RaftNode:
                 self._match[p] = msg.index
                 self._maybe_commit()
             self._next[p] = max(self._next[p], self._match[p] + 1)
-            if self._next[p] <= self.last_index and msg.index < self.last_index:
+            if self._next[p] <= self.last_index:
                 self._send_append(p)
             return
         if msg.index < self._match[p]:
@@ -505,6 +512,8 @@ class RaftNode:
                 rnd.acks.add(p)
                 self._maybe_confirm_round(seq)
         if self._match[p] < self.last_index:
+            # Appends in flight may have been lost: resend from the last acknowledged index.
+            self._next[p] = self._match[p] + 1
             self._send_append(p)
 
 

@@ -1,8 +1,10 @@
 """The replicated state machine: a key-value store, leased locks with fencing tokens, a fenced resource.
 
 Pure and deterministic: the same committed entries give the same results on every replica. Time comes
-only from the ``now_ms`` the leader stamped into each command; the machine's clock is the largest
-stamp seen so far (a leader whose clock is behind cannot move it backwards).
+only from the ``now_ms`` the leader stamped into each command from its monotonic clock. Stamps of one
+term come from one leader, so they are comparable only within a term: a lease granted in an earlier
+term is extended to run its whole ttl again from the first stamp of the current term (as etcd's lessor
+does on a leader change). That keeps leases safe whatever the nodes' wall clocks say.
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ class ApplyResult:
 class _Lock:
     owner: Any
     token: int
-    expires_ms: int
+    term: int        # the term whose leader's clock ``granted_ms`` is read on
+    granted_ms: int
+    ttl_ms: int
 
 
 def appended(current: Any, value: Any) -> tuple[bool, Any]:
@@ -45,6 +49,8 @@ class StateMachine:
     def __init__(self, bugs: frozenset[str] = frozenset()) -> None:
         self.fencing = "no-fencing" not in bugs
         self.applied_index = 0
+        self.term = 0
+        self.term_started_ms = 0  # first stamp seen in ``term``
         self.now_ms = 0
         self._kv: dict[str, Any] = {}
         self._locks: dict[str, _Lock] = {}
@@ -56,9 +62,12 @@ class StateMachine:
     def snapshot(self) -> dict[str, Any]:
         return {
             "applied_index": self.applied_index,
+            "term": self.term,
+            "term_started_ms": self.term_started_ms,
             "now_ms": self.now_ms,
             "kv": copy.deepcopy(self._kv),
-            "locks": {n: [lk.owner, lk.token, lk.expires_ms] for n, lk in sorted(self._locks.items())},
+            "locks": {n: [lk.owner, lk.token, lk.term, lk.granted_ms, lk.ttl_ms]
+                      for n, lk in sorted(self._locks.items())},
             "fenced": {k: [v, t] for k, (v, t) in sorted(self._fenced.items())},
         }
 
@@ -70,8 +79,11 @@ class StateMachine:
         if cmd is None:
             return ApplyResult(True)
         stamp = cmd.get("now_ms")
-        if isinstance(stamp, int) and stamp > self.now_ms:
-            self.now_ms = stamp
+        if isinstance(stamp, int) and not isinstance(stamp, bool):
+            if entry.term > self.term:
+                self.term, self.term_started_ms, self.now_ms = entry.term, stamp, stamp
+            elif entry.term == self.term:
+                self.now_ms = max(self.now_ms, stamp)
         handler = _COMMANDS.get(cmd.get("op"))  # type: ignore[arg-type]
         if handler is None:
             return ApplyResult(False, error=f"unknown-command {cmd.get('op')!r}")
@@ -106,7 +118,11 @@ class StateMachine:
     # -- locks ----------------------------------------------------------------------------------------
     def _live_lock(self, name: str) -> _Lock | None:
         lock = self._locks.get(name)
-        if lock is not None and self.now_ms >= lock.expires_ms:
+        if lock is None:
+            return None
+        # A lease of an earlier term runs its full ttl again from the start of this term.
+        start = lock.granted_ms if lock.term == self.term else self.term_started_ms
+        if self.now_ms >= start + lock.ttl_ms:
             del self._locks[name]  # the lease ran out: the lock is free
             return None
         return lock
@@ -115,7 +131,7 @@ class StateMachine:
         name, owner, ttl = cmd["lock"], cmd["owner"], int(cmd["ttl_ms"])
         if self._live_lock(name) is not None:
             return ApplyResult(False, error="lock-held")
-        self._locks[name] = _Lock(owner, index, self.now_ms + ttl)
+        self._locks[name] = _Lock(owner, index, self.term, self.now_ms, ttl)
         return ApplyResult(True, {"lock": name, "owner": owner, "ttl_ms": ttl, "token": index})
 
     def _release(self, cmd: dict[str, Any], _: int) -> ApplyResult:

@@ -1,0 +1,275 @@
+"""N Raft cores in one thread: each with a simulated disk, a skewable wall clock, and the shell logic
+that turns client requests into proposals and ReadIndex reads (the same contract the asyncio server has).
+
+Persistence: a Ready's hard state and entries reach the node's disk before its messages are sent. With
+bug ``no-fsync`` they land in a volatile page cache flushed every ``flush_ms``; a crash loses the cache.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from targets.raft.core import (
+    LEADER,
+    Config,
+    Entry,
+    HardState,
+    Message,
+    NotLeader,
+    PersistedState,
+    RaftNode,
+    Ready,
+    StateMachine,
+)
+from targets.raft.sim.events import EventLoop
+from targets.raft.sim.invariants import Invariants
+from targets.raft.sim.network import Network
+
+# What a node answers a client: ("ok" | "fail" | "info", value, error)
+Reply = tuple[str, Any, Any]
+ReplyFn = Callable[[Reply], None]
+
+
+@dataclass(frozen=True)
+class Timing:
+    tick_ms: int = 10
+    election_ticks: int = 10
+    heartbeat_ticks: int = 2
+    flush_ms: int = 40  # bug no-fsync: how often the page cache reaches the disk
+
+
+@dataclass
+class Disk:
+    hard_state: HardState = field(default_factory=HardState)
+    entries: list[Entry] = field(default_factory=list)
+
+    def write(self, hard_state: HardState | None, entries: tuple[Entry, ...]) -> None:
+        if hard_state is not None:
+            self.hard_state = hard_state
+        if entries:
+            del self.entries[entries[0].index - 1:]  # a conflicting suffix is replaced
+            self.entries.extend(entries)
+
+    def copy(self) -> Disk:
+        return Disk(self.hard_state, list(self.entries))
+
+
+@dataclass
+class _Proposal:
+    term: int
+    reply: ReplyFn
+    acked: bool = False
+
+
+class SimNode:
+    def __init__(self, cluster: SimCluster, config: Config, rng: random.Random) -> None:
+        self.cluster = cluster
+        self.id = config.id
+        self.config = config
+        self.rng = rng
+        self.skew_ms = 0
+        self.disk = Disk()          # durable
+        self.cache: Disk | None = None  # no-fsync: what was written but not yet flushed
+        self.up = False
+        self.core: RaftNode
+        self.sm: StateMachine
+        self._proposals: dict[int, list[_Proposal]] = {}  # index -> proposals made at it (various terms)
+        self._reads: dict[str, tuple[str, ReplyFn]] = {}        # ctx -> (key, reply)
+        self._reads_to_serve: list[tuple[int, str]] = []        # (read index, ctx) once confirmed
+        self._ctx_seq = 0
+        self.start()
+
+    def wall_clock_ms(self) -> int:
+        return self.cluster.loop.now_ms + self.skew_ms
+
+    def monotonic_ms(self) -> int:
+        return self.cluster.loop.now_ms  # skew moves wall clocks only, as a real clock fault does
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+    def start(self) -> None:
+        persisted = PersistedState(self.disk.hard_state, tuple(self.disk.entries))
+        self.core = RaftNode(self.config, self.rng, self.wall_clock_ms, persisted, self.monotonic_ms)
+        self.sm = StateMachine(self.config.bugs)
+        self.cache = self.disk.copy() if "no-fsync" in self.config.bugs else None
+        self.up = True
+        self._proposals, self._reads, self._reads_to_serve = {}, {}, []
+        self.drain()
+
+    def crash(self) -> None:
+        """Stop at once: the page cache is gone; clients waiting on this node see a broken connection."""
+        self.up = False
+        self.cache = None
+        for at_index in self._proposals.values():
+            for p in at_index:
+                if not p.acked:
+                    p.reply(("info", None, "connection-lost"))
+        for _, reply in self._reads.values():
+            reply(("fail", None, "connection-lost"))  # a read has no effect: a lost read is a failed read
+        self._proposals, self._reads, self._reads_to_serve = {}, {}, []
+
+    def flush(self) -> None:
+        if self.up and self.cache is not None:
+            self.disk = self.cache.copy()
+
+    # -- client requests ------------------------------------------------------------------------------
+    def request_read(self, key: str, reply: ReplyFn) -> None:
+        self._ctx_seq += 1
+        ctx = f"{self.id}:{self._ctx_seq}"
+        try:
+            self.core.read_index(ctx)
+        except NotLeader as e:
+            reply(("fail", None, {"not-leader": e.leader}))
+            return
+        self._reads[ctx] = (key, reply)
+        self.drain()
+
+    def request_write(self, command: dict[str, Any], reply: ReplyFn) -> None:
+        try:
+            term, index = self.core.propose(command)
+        except NotLeader as e:
+            reply(("fail", None, {"not-leader": e.leader}))
+            return
+        # An older proposal at this index may still commit (another leader may hold it): keep both;
+        # the entry that commits at the index decides which one happened.
+        self._proposals.setdefault(index, []).append(_Proposal(term, reply))
+        self.drain()
+
+    # -- the shell loop -------------------------------------------------------------------------------
+    def step(self, msg: Message) -> None:
+        if self.up:
+            self.core.step(msg)
+            self.drain()
+
+    def tick(self) -> None:
+        if self.up:
+            self.core.tick()
+            self.drain()
+
+    def drain(self) -> None:
+        core = self.core
+        while core.has_ready():
+            rd = core.ready()
+            self._persist(rd)
+            for m in rd.messages:
+                self.cluster.send(m)
+            for e in rd.early_acks:
+                for p in self._proposals.get(e.index, ()):
+                    if p.term == e.term and not p.acked:
+                        p.acked = True
+                        p.reply(("ok", e.command.get("value") if e.command else None, None))
+            for e in rd.committed_entries:
+                self._apply(e)
+            for rs in rd.read_states:
+                self._reads_to_serve.append((rs.index, rs.context))
+            for ctx in rd.dropped_reads:
+                if ctx in self._reads:
+                    self._reads.pop(ctx)[1](("fail", None, "leadership-lost"))
+            self._serve_reads()
+            core.advance(rd)
+        if core.role == LEADER:
+            self.cluster.invariants.saw_leader(self.cluster.loop.now_ms, self.id, core.term)
+
+    def _persist(self, rd: Ready) -> None:
+        if rd.hard_state is None and not rd.entries:
+            return
+        target = self.cache if self.cache is not None else self.disk
+        target.write(rd.hard_state, rd.entries)
+
+    def _apply(self, e: Entry) -> None:
+        result = self.sm.apply(e)
+        self.cluster.invariants.saw_applied(self.cluster.loop.now_ms, self.id, e)
+        for p in self._proposals.pop(e.index, ()):
+            if p.acked:
+                continue
+            if p.term != e.term:
+                p.reply(("fail", None, "overwritten"))  # another entry committed at this index: ours never will
+            elif result.ok:
+                p.reply(("ok", result.value, None))
+            else:
+                p.reply(("fail", None, result.error))
+
+    def _serve_reads(self) -> None:
+        if not self._reads_to_serve:
+            return
+        waiting = []
+        for index, ctx in self._reads_to_serve:
+            if index > self.sm.applied_index:
+                waiting.append((index, ctx))
+            elif ctx in self._reads:
+                key, reply = self._reads.pop(ctx)
+                reply(("ok", self.sm.read(key), None))
+        self._reads_to_serve = waiting
+
+
+class SimCluster:
+    def __init__(self, node_ids: list[str], loop: EventLoop, rng: random.Random, bugs: frozenset[str],
+                 timing: Timing | None = None) -> None:
+        timing = timing or Timing()
+        self.loop = loop
+        self.timing = timing
+        self.network = Network(node_ids, random.Random(rng.getrandbits(64)))
+        self.invariants = Invariants()
+        self.nodes: dict[str, SimNode] = {}
+        for nid in node_ids:
+            cfg = Config(id=nid, peers=tuple(node_ids), election_ticks=timing.election_ticks,
+                         heartbeat_ticks=timing.heartbeat_ticks, tick_ms=timing.tick_ms, bugs=bugs)
+            self.nodes[nid] = SimNode(self, cfg, random.Random(rng.getrandbits(64)))
+        tick_us = timing.tick_ms * 1000
+        for node in self.nodes.values():
+            # Each node's ticks start at its own phase, so nodes are not in lock step.
+            loop.after(rng.randrange(tick_us), self._tick, node)
+        if "no-fsync" in bugs:
+            loop.after(timing.flush_ms * 1000, self._flush_all)
+
+    def _tick(self, node: SimNode) -> None:
+        node.tick()
+        self.loop.after(self.timing.tick_ms * 1000, self._tick, node)
+
+    def _flush_all(self) -> None:
+        for node in self.nodes.values():
+            node.flush()
+        self.loop.after(self.timing.flush_ms * 1000, self._flush_all)
+
+    def send(self, msg: Message) -> None:
+        for delay in self.network.deliveries(msg.frm, msg.to):
+            self.loop.after(delay, self._deliver, msg)
+
+    def _deliver(self, msg: Message) -> None:
+        # A partition that began while the message was in flight also stops it.
+        if self.network.connected(msg.frm, msg.to):
+            self.nodes[msg.to].step(msg)
+
+    # -- faults ---------------------------------------------------------------------------------------
+    def crash(self, nid: str) -> None:
+        if self.nodes[nid].up:
+            self.nodes[nid].crash()
+
+    def restart(self, nid: str) -> None:
+        if not self.nodes[nid].up:
+            self.nodes[nid].start()
+
+    def leader(self) -> str | None:
+        """The up node that believes it leads in the highest term (None when there is none)."""
+        best: tuple[int, str] | None = None
+        for n in self.nodes.values():
+            if n.up and n.core.role == LEADER and (best is None or n.core.term > best[0]):
+                best = (n.core.term, n.id)
+        return best[1] if best else None
+
+    def check_invariants(self) -> None:
+        logs, commits, terms, leaders = {}, {}, {}, []
+        for n in self.nodes.values():
+            if n.up:
+                logs[n.id] = n.core.log_entries()
+                commits[n.id] = n.core.commit_index
+                terms[n.id] = n.core.term
+                if n.core.role == LEADER:
+                    leaders.append(n.id)
+            else:
+                logs[n.id] = tuple(n.disk.entries)
+                commits[n.id] = n.disk.hard_state.commit
+                terms[n.id] = n.disk.hard_state.term
+        self.invariants.check_logs(self.loop.now_ms, logs, commits, terms, leaders)

@@ -1,0 +1,139 @@
+"""Fault schedules as data: a list of ``Step``s, each an action on the simulated cluster followed by a
+stretch of simulated time. A schedule prints (``repr``) as Python that rebuilds it, so a failing one is a
+runnable reproduction. ``"leader"`` as a target means the node that leads when the step runs.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, replace
+from typing import Any
+
+from targets.raft.sim.cluster import SimCluster
+from targets.raft.sim.network import HEALTHY, LinkConditions
+
+FAULTS = ("partition", "crash", "drop", "delay", "duplicate", "skew")
+ACTIONS = ("isolate", "partition", "heal", "crash", "restart", "net", "calm", "skew", "wait")
+
+
+@dataclass(frozen=True)
+class Step:
+    """``isolate(node)``, ``partition(group, ...)``, ``heal()``, ``crash(node)``, ``restart(node)``,
+    ``net(drop, duplicate, delay_min_ms, delay_max_ms)``, ``calm()``, ``skew(node, offset_ms)``, ``wait()``."""
+
+    action: str
+    args: tuple[Any, ...] = ()
+    run_ms: int = 100
+
+    def __post_init__(self) -> None:
+        if self.action not in ACTIONS:
+            raise ValueError(f"unknown step action {self.action!r}; expected one of {', '.join(ACTIONS)}")
+
+    def __repr__(self) -> str:
+        return f"Step({self.action!r}, {self.args!r}, run_ms={self.run_ms})"
+
+
+def resolve(cluster: SimCluster, target: str, rng: random.Random) -> str:
+    if target == "leader":
+        return cluster.leader() or rng.choice(list(cluster.nodes))
+    if target not in cluster.nodes:
+        raise ValueError(f"step names node {target!r}; the cluster has {', '.join(cluster.nodes)}")
+    return target
+
+
+def apply_step(cluster: SimCluster, step: Step, rng: random.Random) -> dict[str, Any]:
+    """Do the step's action; returns what was done (recorded as a nemesis op)."""
+    a, args = step.action, step.args
+    if a == "isolate":
+        node = resolve(cluster, args[0], rng)
+        cluster.network.partition([[node]])
+        return {"isolated": node}
+    if a == "partition":
+        cluster.network.partition([list(g) for g in args])
+        return {"components": cluster.network.components()}
+    if a == "heal":
+        cluster.network.heal()
+        return {}
+    if a == "crash":
+        node = resolve(cluster, args[0], rng)
+        cluster.crash(node)
+        return {"crashed": node}
+    if a == "restart":
+        targets = list(cluster.nodes) if args[0] == "all" else [resolve(cluster, args[0], rng)]
+        for n in targets:
+            cluster.restart(n)
+        return {"restarted": targets}
+    if a == "net":
+        drop, dup, lo, hi = args
+        cluster.network.conditions = LinkConditions(drop=drop, duplicate=dup, delay_min_ms=lo, delay_max_ms=hi)
+        return {"drop": drop, "duplicate": dup, "delay_ms": [lo, hi]}
+    if a == "calm":
+        cluster.network.conditions = HEALTHY
+        return {}
+    if a == "skew":
+        node = resolve(cluster, args[0], rng)
+        cluster.nodes[node].skew_ms = int(args[1])
+        return {"node": node, "skew_ms": int(args[1])}
+    return {}
+
+
+def heal_everything(cluster: SimCluster) -> None:
+    cluster.network.heal()
+    cluster.network.conditions = HEALTHY
+    for node in cluster.nodes.values():
+        node.skew_ms = 0
+    for nid in cluster.nodes:
+        cluster.restart(nid)
+
+
+def random_step(rng: random.Random, faults: frozenset[str], cluster: SimCluster) -> Step:
+    """The random nemesis: a fault of an enabled kind, or the undoing of one that is active."""
+    run_ms = rng.randrange(100, 600)
+    if not faults:
+        return Step("wait", (), run_ms)
+    kind = rng.choice(sorted(faults))
+    net = cluster.network
+    undo = rng.random() < 0.5
+    if kind == "partition":
+        if undo and net.components() != [list(cluster.nodes)]:
+            return Step("heal", (), run_ms)
+        if rng.random() < 0.5:
+            return Step("isolate", ("leader",), run_ms)
+        nodes = list(cluster.nodes)
+        rng.shuffle(nodes)
+        cut = rng.randrange(1, len(nodes) // 2 + 1)
+        return Step("partition", (tuple(sorted(nodes[:cut])), tuple(sorted(nodes[cut:]))), run_ms)
+    if kind == "crash":
+        down = [n for n, node in cluster.nodes.items() if not node.up]
+        if down and (undo or len(down) == len(cluster.nodes)):
+            return Step("restart", (rng.choice(down) if rng.random() < 0.7 else "all",), run_ms)
+        target = "leader" if rng.random() < 0.5 else rng.choice(list(cluster.nodes))
+        return Step("crash", (target,), run_ms)
+    if kind == "skew":
+        skewed = any(n.skew_ms for n in cluster.nodes.values())
+        target = "leader" if rng.random() < 0.6 else rng.choice(list(cluster.nodes))
+        offset = 0 if undo and skewed else rng.choice((-1, 1)) * rng.randrange(100, 3000)
+        return Step("skew", (target, offset), run_ms)
+    c = net.conditions
+    if undo and c != HEALTHY:
+        return Step("calm", (), run_ms)
+    if kind == "drop":
+        c = replace(c, drop=round(rng.uniform(0.05, 0.4), 3))
+    elif kind == "duplicate":
+        c = replace(c, duplicate=round(rng.uniform(0.05, 0.4), 3))
+    else:  # delay: long enough to cost elections and reorder messages
+        c = replace(c, delay_min_ms=0.5, delay_max_ms=float(rng.randrange(10, 150)))
+    return Step("net", (c.drop, c.duplicate, c.delay_min_ms, c.delay_max_ms), run_ms)
+
+
+def parse_faults(text: str | None) -> frozenset[str]:
+    """``"partition,crash"`` / ``"all"`` / ``"none"`` -> fault kinds; ValueError names the valid ones."""
+    if text is None or text.strip() in ("", "none"):
+        return frozenset()
+    if text.strip() == "all":
+        return frozenset(FAULTS)
+    kinds = frozenset(k.strip() for k in text.split(",") if k.strip())
+    unknown = kinds - set(FAULTS)
+    if unknown:
+        raise ValueError(f"unknown fault(s) {', '.join(sorted(unknown))}; expected all, none or any of {', '.join(FAULTS)}")
+    return kinds

@@ -1,0 +1,229 @@
+"""Simulated clients: each runs one operation at a time against a node and records the history.
+
+A client follows a not-leader redirect (the op definitely did not happen there) for a few hops before it
+records ``fail``. An op with no answer before its timeout, or whose node crashed mid-way, is ``info``,
+and that client continues under a new process id (old + concurrency), as Jepsen's workers do.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from histories.op import Op
+from targets.raft.sim.cluster import Reply, SimCluster
+from targets.raft.sim.events import EventLoop
+
+MAX_REDIRECTS = 3
+
+
+@dataclass(frozen=True)
+class Workload:
+    concurrency: int = 5
+    lock_clients: int = 0                 # how many of the clients run the lock workload (the rest: kv)
+    registers: tuple[str, ...] = ("r0", "r1", "r2")  # read / write / cas keys
+    lists: tuple[str, ...] = ("a0",)      # read / append keys
+    locks: tuple[str, ...] = ("L0",)
+    timeout_ms: int = 400
+    think_max_ms: float = 4.0
+    lock_ttl_ms: int = 150
+    lock_stall_p: float = 0.15            # a lock holder stalls past its lease (a GC pause): fencing matters
+
+
+class Recorder:
+    """Appends ops with index = position and time = simulated ns."""
+
+    def __init__(self, loop: EventLoop) -> None:
+        self.loop = loop
+        self.ops: list[Op] = []
+
+    def record(self, type_: str, process: Any, f: str, value: Any, key: Any = None,
+               node: str | None = None, error: Any = None) -> Op:
+        op = Op(index=len(self.ops), type=type_, process=process, f=f, value=value, key=key,  # type: ignore[arg-type]
+                time=self.loop.now_us * 1000, node=node, error=error)
+        self.ops.append(op)
+        return op
+
+
+@dataclass
+class _Pending:
+    seq: int
+    f: str
+    key: Any
+    value: Any
+    request: tuple[str, Any]  # ("read", key) | ("write", command)
+    node: str
+    hops: int = 0
+
+
+class Clients:
+    """All simulated clients; stop issuing once ``budget`` ops were invoked."""
+
+    def __init__(self, cluster: SimCluster, recorder: Recorder, workload: Workload, rng: random.Random,
+                 budget: int) -> None:
+        self.cluster = cluster
+        self.loop = cluster.loop
+        self.recorder = recorder
+        self.w = workload
+        self.rng = rng
+        self.budget = budget
+        self.invoked = 0
+        self.node_ids = list(cluster.nodes)
+        self._clients = [_Client(self, i, is_lock=i < workload.lock_clients) for i in range(workload.concurrency)]
+
+    def start(self) -> None:
+        for c in self._clients:
+            self.loop.after(self.rng.randrange(1000, 5000), c.invoke_next)
+
+    @property
+    def busy(self) -> bool:
+        return any(c.pending is not None for c in self._clients)
+
+    def is_lock_process(self, process: int) -> bool:
+        return process % self.w.concurrency < self.w.lock_clients
+
+
+class _Client:
+    def __init__(self, group: Clients, i: int, is_lock: bool) -> None:
+        self.g = group
+        self.process = i
+        self.owner = f"c{i}"
+        self.is_lock = is_lock
+        self.node = group.node_ids[i % len(group.node_ids)]
+        self.pending: _Pending | None = None
+        self._seq = 0
+        self._counter = 0
+        self._last_seen: dict[str, Any] = {}
+        self._holding: int | None = None   # fencing token of the lock we believe we hold
+        self._writes_left = 0
+        self._lock_name = ""
+
+    # -- choosing the next op -------------------------------------------------------------------------
+    def _fresh(self) -> int:
+        self._counter += 1
+        return self._counter * 100 + self.process % self.g.w.concurrency  # unique across clients
+
+    def _kv_op(self) -> tuple[str, Any, Any, tuple[str, Any]]:
+        rng, w = self.g.rng, self.g.w
+        key = rng.choice(w.registers + w.lists)
+        r = rng.random()
+        if key in w.lists:
+            if r < 0.5:
+                return "read", key, None, ("read", key)
+            v = self._fresh()
+            return "append", key, v, ("write", {"op": "append", "key": key, "value": v})
+        if r < 0.45:
+            return "read", key, None, ("read", key)
+        if r < 0.75:
+            v = self._fresh()
+            return "write", key, v, ("write", {"op": "put", "key": key, "value": v})
+        old, new = self._last_seen.get(key), self._fresh()
+        return "cas", key, [old, new], ("write", {"op": "cas", "key": key, "old": old, "new": new})
+
+    def _lock_op(self) -> tuple[str, Any, Any, tuple[str, Any]]:
+        w = self.g.w
+        if self._holding is None:
+            name = self.g.rng.choice(w.locks)
+            v = {"lock": name, "owner": self.owner, "ttl_ms": w.lock_ttl_ms}
+            return "acquire", None, v, ("write", {"op": "acquire", **v})
+        name = self._lock_name
+        if self._writes_left > 0:
+            v = {"key": f"{name}-resource", "value": self._fresh(), "token": self._holding}
+            return "write", None, v, ("write", {"op": "write", **v})
+        v = {"lock": name, "owner": self.owner, "token": self._holding}
+        return "release", None, v, ("write", {"op": "release", **v})
+
+    # -- running it -----------------------------------------------------------------------------------
+    def invoke_next(self) -> None:
+        g = self.g
+        if g.invoked >= g.budget:
+            return
+        g.invoked += 1
+        f, key, value, request = self._lock_op() if self.is_lock else self._kv_op()
+        self._seq += 1
+        self.pending = _Pending(self._seq, f, key, value, request, self.node)
+        g.recorder.record("invoke", self.process, f, value, key=key, node=self.node)
+        g.loop.after(g.w.timeout_ms * 1000, self._timeout, self._seq)
+        self._send(self.pending)
+
+    def _send(self, p: _Pending) -> None:
+        delay = int(self.g.rng.uniform(200, 1000))
+        self.g.loop.after(delay, self._arrive, p)
+
+    def _arrive(self, p: _Pending) -> None:
+        if self.pending is not p:
+            return
+        node = self.g.cluster.nodes[p.node]
+        if not node.up:
+            self._reply(p, ("fail", None, "connection-refused"))
+            return
+        reply_fn = self._reply_later(p)
+        kind, arg = p.request
+        if kind == "read":
+            node.request_read(arg, reply_fn)
+        else:
+            node.request_write(arg, reply_fn)
+
+    def _reply_later(self, p: _Pending):  # noqa: ANN202 - a closure over p
+        def reply(r: Reply) -> None:
+            self.g.loop.after(int(self.g.rng.uniform(200, 1000)), self._reply, p, r)
+        return reply
+
+    def _reply(self, p: _Pending, r: Reply) -> None:
+        if self.pending is not p:
+            return  # too late: already timed out
+        type_, value, error = r
+        if type_ == "fail" and isinstance(error, dict) and "not-leader" in error:
+            hint = error["not-leader"]
+            if p.hops < MAX_REDIRECTS:
+                p.hops += 1
+                p.node = hint if hint is not None else self.g.rng.choice(self.g.node_ids)
+                self.node = p.node
+                self._send(p)
+                return
+            error = "not-leader"
+        self._complete(p, type_, value, error)
+
+    def _timeout(self, seq: int) -> None:
+        p = self.pending
+        if p is not None and p.seq == seq:
+            self._complete(p, "info", None, "timeout")
+
+    def _complete(self, p: _Pending, type_: str, value: Any, error: Any) -> None:
+        g = self.g
+        self.pending = None
+        if type_ != "ok":
+            value = p.value
+        g.recorder.record(type_, self.process, p.f, value, key=p.key, node=p.node, error=error)
+        self._learn(p, type_, value)
+        if type_ == "info":
+            self.process += g.w.concurrency
+            self.node = g.rng.choice(g.node_ids)
+        elif type_ == "fail" and error in ("connection-refused", "connection-lost", "not-leader"):
+            self.node = g.rng.choice(g.node_ids)
+        think = int(g.rng.uniform(0, g.w.think_max_ms) * 1000)
+        if self.is_lock and self._holding is not None and g.rng.random() < g.w.lock_stall_p:
+            think += g.w.lock_ttl_ms * 2 * 1000  # a stall past the lease: another client may take the lock
+        g.loop.after(think, self.invoke_next)
+
+    def _learn(self, p: _Pending, type_: str, value: Any) -> None:
+        if not self.is_lock:
+            if type_ == "ok" and p.f == "read":
+                self._last_seen[p.key] = value
+            elif type_ == "ok" and p.f == "write":
+                self._last_seen[p.key] = p.value
+            elif type_ == "ok" and p.f == "cas":
+                self._last_seen[p.key] = p.value[1]
+            return
+        if p.f == "acquire":
+            if type_ == "ok":
+                self._holding = value["token"]
+                self._lock_name = value["lock"]
+                self._writes_left = 1 + self.g.rng.randrange(2)
+        elif p.f == "write":
+            self._writes_left -= 1
+            if type_ == "fail" and p.value is not None:
+                self._writes_left = 0  # fenced out: our lease is gone
+        elif p.f == "release":
+            self._holding = None
