@@ -1,0 +1,320 @@
+"""The nemeses on real local nodes: partitions cut traffic and heal restores it, kill and pause reach
+daemons that left their process group, packet loss and delay take effect and heal."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import random
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from harness.cluster import LocalCluster
+from harness.remote import LocalRemote
+from histories.op import Op
+from nemesis.base import ComposedNemesis
+from nemesis.packet import PacketNemesis
+from nemesis.partition import PartitionNemesis
+from nemesis.process import NodeProcesses, ProcessNemesis
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(os.geteuid() != 0, reason="local nodes need root"),
+]
+
+ECHO_PORT = 7007
+ECHO_SERVER = """
+import socketserver, sys
+class Echo(socketserver.BaseRequestHandler):
+    def handle(self):
+        while data := self.request.recv(4096):
+            self.request.sendall(data)
+socketserver.ThreadingTCPServer.allow_reuse_address = True
+socketserver.ThreadingTCPServer.daemon_threads = True
+socketserver.ThreadingTCPServer(("0.0.0.0", int(sys.argv[1])), Echo).serve_forever()
+"""
+ECHO_CLIENT = """
+import socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=float(sys.argv[3]))
+s.settimeout(float(sys.argv[3]))
+s.sendall(b"ping")
+assert s.recv(4) == b"ping"
+"""
+# A daemon that leaves its process group (setsid) and ticks a counter into a file; the parent exits.
+TICKER = """
+import os, sys, time
+if os.fork() == 0:
+    os.setsid()
+    with open(sys.argv[1], "w") as f:
+        f.write(str(os.getpid()))
+    ticks = 0
+    while True:
+        ticks += 1
+        with open(sys.argv[2] + ".tmp", "w") as f:
+            f.write(str(ticks))
+        os.replace(sys.argv[2] + ".tmp", sys.argv[2])
+        time.sleep(0.01)
+"""
+
+_run_ids = itertools.count(1)
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
+
+
+def run_namespaces(run_id: str) -> list[str]:
+    listing = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    names = [line.split()[0] for line in listing.splitlines() if line.strip()]
+    return [name for name in names if re.fullmatch(rf"sb-{re.escape(run_id)}-(n\d+|sw)", name)]
+
+
+def host_reaches(address: str, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((address, ECHO_PORT), timeout=timeout) as s:
+            s.settimeout(timeout)
+            s.sendall(b"ping")
+            return s.recv(4) == b"ping"
+    except OSError:
+        return False
+
+
+def reaches(remote: LocalRemote, address: str, timeout: float = 0.5) -> bool:
+    client = [sys.executable, "-c", ECHO_CLIENT, address, str(ECHO_PORT), str(timeout)]
+    return remote.exec(client, timeout=10).ok
+
+
+def nemesis_op(f: str, value: object = None) -> Op:
+    return Op(index=0, type="invoke", process="nemesis", f=f, value=value)
+
+
+def process_gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+
+
+def read_int(path: Path) -> int:
+    value = -1
+
+    def parsed() -> bool:
+        nonlocal value
+        try:
+            value = int(path.read_text())
+        except (OSError, ValueError):
+            return False
+        return True
+
+    assert wait_for(parsed), f"no number in {path}"
+    return value
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
+    """Three nodes, each running a TCP echo server."""
+    run_id = f"nm{os.getpid()}-{next(_run_ids)}"
+    nodes = LocalCluster(run_id, 3, log_dir=tmp_path / "nodes")
+    try:
+        nodes.up()
+        for node, address in nodes.addresses.items():
+            nodes.remote(node).spawn([sys.executable, "-c", ECHO_SERVER, str(ECHO_PORT)], log="echo.log")
+            assert wait_for(lambda a=address: host_reaches(a)), f"echo server on {node} did not come up"
+        yield nodes
+    finally:
+        nodes.down()
+        assert run_namespaces(run_id) == [], "a namespace of the run survived down()"
+
+
+@pytest.mark.timeout(60)
+def test_isolating_one_node_cuts_it_off_and_heal_restores(cluster: LocalCluster) -> None:
+    nemesis = PartitionNemesis(cluster.remotes, cluster.addresses, random.Random(3))
+    nemesis.setup(None)
+    r, a = cluster.remote, cluster.addresses
+    done = nemesis.invoke(None, nemesis_op("start-partition", {"node3": ["node1", "node2"]}))
+    assert done.error is None
+    # A one-way grudge (node3 drops from the others) already breaks TCP both ways.
+    assert not reaches(r("node1"), a["node3"])
+    assert not reaches(r("node3"), a["node2"])
+    assert reaches(r("node1"), a["node2"]) and reaches(r("node2"), a["node1"])
+    assert host_reaches(a["node3"]), "the harness must still reach an isolated node"
+
+    healed = nemesis.invoke(None, nemesis_op("stop-partition"))
+    assert healed.error is None
+    assert reaches(r("node1"), a["node3"]) and reaches(r("node3"), a["node2"])
+    nemesis.heal(None)  # idempotent
+
+
+@pytest.mark.timeout(60)
+def test_random_partition_matches_its_reported_grudge(cluster: LocalCluster) -> None:
+    nemesis = PartitionNemesis(cluster.remotes, cluster.addresses, random.Random(11))
+    try:
+        done = nemesis.invoke(None, nemesis_op("start-partition", "one"))
+        grudge = done.value["grudge"]
+        (isolated,) = [node for node, dropped in grudge.items() if len(dropped) == 2]
+        others = [node for node in cluster.nodes if node != isolated]
+        assert not reaches(cluster.remote(others[0]), cluster.addresses[isolated])
+        assert reaches(cluster.remote(others[0]), cluster.addresses[others[1]])
+    finally:
+        nemesis.heal(None)
+    assert reaches(cluster.remote(others[0]), cluster.addresses[isolated])
+
+
+@pytest.fixture
+def tickers(cluster: LocalCluster, tmp_path: Path) -> Iterator[tuple[NodeProcesses, Path]]:
+    def command(node: str) -> list[str]:
+        return [sys.executable, "-c", TICKER, str(tmp_path / f"{node}.pid"), str(tmp_path / f"{node}.ticks")]
+
+    processes = NodeProcesses(cluster.remotes, command, log="ticker.log")
+    try:
+        yield processes, tmp_path
+    finally:
+        processes.stop_all()
+
+
+@pytest.mark.timeout(60)
+def test_kill_reaches_a_setsid_daemon_and_start_brings_it_back(
+    tickers: tuple[NodeProcesses, Path],
+) -> None:
+    processes, files = tickers
+    processes.start(None, "node1")
+    first = read_int(files / "node1.pid")
+    assert os.getpgid(first) != processes.handles["node1"].pgid  # it left the process group
+    nemesis = ProcessNemesis(processes, ["node1", "node2", "node3"], random.Random(5))
+    nemesis.setup(None)
+    assert nemesis.fs() == {"kill", "start", "pause", "resume"}
+
+    killed = nemesis.invoke(None, nemesis_op("kill", ["node1"]))
+    assert killed.error is None and killed.value == {"kill": ["node1"]}
+    assert wait_for(lambda: process_gone(first))
+
+    (files / "node1.pid").unlink()
+    started = nemesis.invoke(None, nemesis_op("start"))  # no value: every node it killed
+    assert started.value == {"start": ["node1"]}
+    second = read_int(files / "node1.pid")
+    assert second != first and not process_gone(second)
+
+
+@pytest.mark.timeout(60)
+def test_pause_freezes_a_setsid_daemon_and_heal_resumes_it(tickers: tuple[NodeProcesses, Path]) -> None:
+    processes, files = tickers
+    processes.start(None, "node2")
+    ticks = files / "node2.ticks"
+    read_int(ticks)
+    nemesis = ProcessNemesis(processes, ["node1", "node2", "node3"], random.Random(5))
+
+    paused = nemesis.invoke(None, nemesis_op("pause", ["node2"]))
+    assert paused.error is None
+    frozen_at = read_int(ticks)
+    time.sleep(0.3)
+    assert read_int(ticks) == frozen_at, "a paused daemon kept running"
+
+    nemesis.heal(None)
+    assert wait_for(lambda: read_int(ticks) > frozen_at), "heal did not resume the paused daemon"
+    assert nemesis.paused == set()
+
+
+@pytest.mark.timeout(60)
+def test_a_target_without_pause_says_so(cluster: LocalCluster) -> None:
+    class OnlyKillable:
+        def kill(self, test: object, node: str) -> None: ...
+
+        def start(self, test: object, node: str) -> None: ...
+
+    nemesis = ProcessNemesis(OnlyKillable(), cluster.nodes, random.Random(1))
+    assert nemesis.fs() == {"kill", "start"}
+    refused = nemesis.invoke(None, nemesis_op("pause", ["node1"]))
+    assert refused.error == "target OnlyKillable has no pause/resume"
+
+
+@pytest.mark.timeout(60)
+def test_packet_loss_of_one_blocks_and_zero_heals(cluster: LocalCluster) -> None:
+    nemesis = PacketNemesis(cluster.remotes, random.Random(2))
+    r, a = cluster.remote, cluster.addresses
+    try:
+        lossy = nemesis.invoke(None, nemesis_op("start-packet", {"nodes": ["node2"], "loss": 1.0}))
+        assert lossy.error is None
+        assert not reaches(r("node1"), a["node2"])
+        assert reaches(r("node1"), a["node3"])
+
+        cleared = nemesis.invoke(None, nemesis_op("start-packet", {"nodes": ["node2"], "loss": 0}))
+        assert cleared.error is None
+        assert reaches(r("node1"), a["node2"])
+    finally:
+        nemesis.heal(None)
+
+
+@pytest.mark.timeout(60)
+def test_packet_delay_holds_packets_and_heal_removes_it(cluster: LocalCluster) -> None:
+    nemesis = PacketNemesis(cluster.remotes, random.Random(2))
+    address = cluster.addresses["node3"]
+    try:
+        delayed = nemesis.invoke(None, nemesis_op("start-packet", {"nodes": ["node3"], "delay_ms": 150}))
+        assert delayed.error is None
+        with socket.create_connection((address, ECHO_PORT), timeout=5) as s:
+            s.settimeout(5)
+            began = time.monotonic()
+            s.sendall(b"ping")
+            assert s.recv(4) == b"ping"
+            # A lower bound only: a slow machine makes it longer, never shorter.
+            assert time.monotonic() - began >= 0.15
+        # The packets still arrive: nothing lost, only late.
+        assert host_reaches(address, timeout=3)
+    finally:
+        nemesis.heal(None)
+    rules = cluster.remote("node3").exec(["iptables", "-S"]).stdout
+    assert "NFQUEUE" not in rules
+    assert nemesis.delayers == {}
+    assert host_reaches(address)
+
+
+@pytest.mark.timeout(60)
+def test_one_heal_undoes_every_kind_of_fault(cluster: LocalCluster, tmp_path: Path) -> None:
+    def command(node: str) -> list[str]:
+        return [sys.executable, "-c", TICKER, str(tmp_path / f"{node}.pid"), str(tmp_path / f"{node}.ticks")]
+
+    processes = NodeProcesses(cluster.remotes, command)
+    try:
+        for node in cluster.nodes:
+            processes.start(None, node)
+        rng = random.Random(7)
+        nemesis = ComposedNemesis(
+            [
+                PartitionNemesis(cluster.remotes, cluster.addresses, rng),
+                PacketNemesis(cluster.remotes, rng),
+                ProcessNemesis(processes, cluster.nodes, rng),
+            ]
+        )
+        nemesis.setup(None)
+        for op in (
+            nemesis_op("start-partition", "halves"),
+            nemesis_op("start-packet", {"nodes": "all", "loss": 1.0}),
+            nemesis_op("pause", ["node1"]),
+            nemesis_op("kill", ["node2"]),
+        ):
+            assert nemesis.invoke(None, op).error is None
+        assert not host_reaches(cluster.addresses["node3"])
+
+        nemesis.heal(None)
+
+        for src, dst in itertools.permutations(cluster.nodes, 2):
+            assert reaches(cluster.remote(src), cluster.addresses[dst]), f"{src} still cut off from {dst}"
+        for node in cluster.nodes:
+            ticks = tmp_path / f"{node}.ticks"
+            seen = read_int(ticks)
+            assert wait_for(lambda t=ticks, s=seen: read_int(t) > s), f"{node} is not running after heal"
+    finally:
+        processes.stop_all()
