@@ -146,45 +146,62 @@ def lock_name(op: Operation) -> Any:
 
 
 def grants_of(history: History) -> list[Grant]:
-    """Every ok acquire as a Grant, its releases matched by lock, owner and token.
+    """Every ok acquire as a Grant, with the releases that belong to it.
 
-    A release belongs to the latest grant with the same lock, owner and token invoked before it. A second
-    ok acquire with the same (non-null) token is the same grant handed out again and is merged.
+    A release belongs to the latest grant of the same lock and owner invoked before it whose token matches
+    (a release without a token, or a grant without one, matches by lock and owner alone). A second ok
+    acquire with the same (non-null) token is the same grant handed out again and is merged.
     """
     reader = _Reader(history)
-    acquires: list[tuple[Any, Operation, float | None]] = []
-    releases: dict[tuple[Any, Any, Any], list[Operation]] = {}
+    holds: dict[tuple[Any, Any], list[tuple[Operation, Any, float | None]]] = {}  # (lock, owner) -> grants
+    by_token: dict[tuple[Any, Any, Any], int] = {}  # (lock, owner, token) -> position in holds[...]
+    releases: list[tuple[tuple[Any, Any], Any, Operation]] = []
     for op in history.operations():
         if op.f == "acquire":
             value = reader.lock_value(op)
             ttl = reader.ttl(op, value)
-            if op.type == "ok":
-                token = reader.token(op.completion, op.completion.value)  # type: ignore[union-attr]
-                if token is None:
-                    token = reader.token(op.invoke, value)
-                acquires.append(((lock_name(op), hashable(value["owner"]), token), op, ttl))
+            if op.type != "ok":
+                continue
+            token = reader.token(op.completion, op.completion.value)  # type: ignore[union-attr]
+            holder = (lock_name(op), hashable(value["owner"]))
+            mine = holds.setdefault(holder, [])
+            if token is not None:
+                if (*holder, token) in by_token:
+                    continue  # the same token again: one grant
+                by_token[(*holder, token)] = len(mine)
+            mine.append((op, token, ttl))
         elif op.f == "release":
             value = reader.lock_value(op)
             if op.type != "fail":
-                key = (lock_name(op), hashable(value["owner"]), reader.token(op.invoke, value))
-                releases.setdefault(key, []).append(op)
+                releases.append(((lock_name(op), hashable(value["owner"])), reader.token(op.invoke, value), op))
 
-    by_key: dict[tuple[Any, Any, Any], list[tuple[Operation, float | None]]] = {}
-    for key, op, ttl in acquires:
-        same = by_key.setdefault(key, [])
-        if same and key[2] is not None:
-            continue  # the same token again: one grant
-        same.append((op, ttl))
+    tokenless_calls = {h: [(g.call, n) for n, (g, t, _) in enumerate(gs) if t is None] for h, gs in holds.items()}
+    released: dict[tuple[tuple[Any, Any], int], list[Operation]] = {}
+    for holder, token, rel in releases:
+        mine = holds.get(holder, [])
+        candidates = []
+        if token is None:
+            n = bisect.bisect_left([g.call for g, _, _ in mine], rel.call) - 1
+            candidates.append(n)
+        else:
+            exact = by_token.get((*holder, token))
+            if exact is not None and mine[exact][0].call < rel.call:
+                candidates.append(exact)
+            tokenless = tokenless_calls.get(holder, [])
+            k = bisect.bisect_left(tokenless, (rel.call, -1)) - 1
+            if k >= 0:
+                candidates.append(tokenless[k][1])
+        best = max((n for n in candidates if n >= 0), key=lambda n: mine[n][0].call, default=None)
+        if best is not None:
+            released.setdefault((holder, best), []).append(rel)
 
     grants = []
-    for key, acqs in by_key.items():
-        rels = releases.get(key, [])
-        for n, (acq, ttl) in enumerate(acqs):
-            upto = acqs[n + 1][0].call if n + 1 < len(acqs) else INF
-            mine = [r for r in rels if acq.call < r.call < upto]
-            first = min(mine, key=lambda r: r.call, default=None)
-            first_ok = min((r for r in mine if r.type == "ok"), key=lambda r: r.ret, default=None)  # type: ignore[arg-type,return-value]
-            grants.append(Grant(key[0], key[1], key[2], acq, first, first_ok, ttl))
+    for holder, mine in holds.items():
+        for n, (acq, token, ttl) in enumerate(mine):
+            rels = released.get((holder, n), [])
+            first = min(rels, key=lambda r: r.call, default=None)
+            first_ok = min((r for r in rels if r.type == "ok"), key=lambda r: r.ret, default=None)  # type: ignore[arg-type,return-value]
+            grants.append(Grant(holder[0], holder[1], token, acq, first, first_ok, ttl))
     grants.sort(key=lambda g: g.acquire.call)
     return grants
 
@@ -272,6 +289,8 @@ def overlap_record(a: Grant, b: Grant, lease_end_a: float, lease_end_b: float,
         f"{_name(b)} had it by {_when(b.acquire.completion)} and cannot have let go before {_until(b, lease_end_b)}. "
         "Each acquire completed before the other holder could have let go."
     )
+    if a.owner == b.owner:
+        text += f" Both grants went to owner {a.owner!r}: it was granted the lock again while it still held it."
     if leases_considered:
         text += "".join(_lease_text(g, other) for g, other in ((a, b), (b, a)) if g.ttl_ms is not None)
     return {"lock": a.lock, "first": grant_record(a), "second": grant_record(b), "explanation": text}

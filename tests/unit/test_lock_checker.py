@@ -217,6 +217,42 @@ def test_the_same_grant_handed_out_again_is_one_hold():
     assert check_lock(h).valid is True
 
 
+def test_release_without_a_token_ends_the_owners_latest_grant():
+    h = lock_history([
+        ("invoke", "a", "acquire"), ("ok", "a", "acquire", 1),
+        ("invoke", "a", "release"), ("ok", "a", "release"),
+        ("invoke", "b", "acquire"), ("ok", "b", "acquire", 2),
+    ])
+    assert check_lock(h).valid is True
+
+
+def test_lock_service_without_tokens_is_checked_by_owner():
+    # no fencing tokens at all: grants and releases pair up by owner, in order
+    h = lock_history([
+        ("invoke", "a", "acquire"), ("ok", "a", "acquire"),
+        ("invoke", "a", "release"), ("ok", "a", "release"),
+        ("invoke", "a", "acquire"), ("ok", "a", "acquire"),
+        ("invoke", "b", "acquire"), ("ok", "b", "acquire"),
+        ("invoke", "a", "release"), ("ok", "a", "release"),
+    ])
+    r = check_lock(h)
+    assert r.valid is False
+    overlap = mutual_exclusion(r)["overlaps"][0]
+    assert (overlap["first"]["acquire"]["invoke"]["index"], overlap["second"]["owner"]) == (4, "b")
+    assert r.details["fencing"] == {"valid": True, "token_order_violations": 0, "stale_write_violations": 0,
+                                    "fenced_writes": 0}
+
+
+def test_same_owner_granted_twice_while_holding_is_reported():
+    h = lock_history([
+        ("invoke", "a", "acquire"), ("ok", "a", "acquire", 1),
+        ("invoke", "a", "acquire"), ("ok", "a", "acquire", 2),
+    ])
+    r = check_lock(h)
+    assert r.valid is False
+    assert "granted the lock again while it still held it" in r.explanation
+
+
 def test_locks_are_independent():
     ops = [
         Op(0, "invoke", 0, "acquire", {"lock": "x", "owner": "a"}),
@@ -480,7 +516,7 @@ def with_intruder(history: History, after_index: int) -> History:
     return History(op.with_(index=i, time=i * MS) for i, op in enumerate(ops))
 
 
-@settings(max_examples=150, deadline=None, derandomize=True)
+@settings(max_examples=100, deadline=None, derandomize=True)
 @given(st.randoms(use_true_random=False), st.sampled_from([None, 3, 8]))
 def test_correct_lock_service_histories_are_valid(rng, ttl_ms):
     h = simulated_lock_history(rng, ttl_ms=ttl_ms)
@@ -488,7 +524,7 @@ def test_correct_lock_service_histories_are_valid(rng, ttl_ms):
     assert r.valid is True, r.explanation
 
 
-@settings(max_examples=150, deadline=None, derandomize=True)
+@settings(max_examples=100, deadline=None, derandomize=True)
 @given(st.randoms(use_true_random=False))
 def test_injected_overlap_is_found(rng):
     h = simulated_lock_history(rng, steps=30)
@@ -502,7 +538,7 @@ def test_injected_overlap_is_found(rng):
                for o in mutual_exclusion(r)["overlaps"])
 
 
-@settings(max_examples=300, deadline=None, derandomize=True)
+@settings(max_examples=150, deadline=None, derandomize=True)
 @given(st.randoms(use_true_random=False), st.sampled_from([0.0, 0.3, 0.7]))
 def test_verdict_matches_linearizability_with_the_owner_mutex_model(rng, bug):
     # Without leases, mutual exclusion under real time is linearizability of an owner-aware mutex (for
