@@ -76,6 +76,8 @@ CLONE_NEWNET = 0x40000000
 PTRACE_TRACEME = 0
 PTRACE_CONT = 7
 PTRACE_DETACH = 17
+PTRACE_SETOPTIONS = 0x4200
+PTRACE_O_EXITKILL = 0x100000
 NETNS_DIR = Path("/var/run/netns")
 
 # -- The blob written into the vDSO --------------------------------------------------------------------
@@ -571,6 +573,9 @@ def spawn_skewed(
     )
     try:
         _wait_exec_stop(libc, popen.pid)
+        # Should this process die before it detaches, the kernel kills the tracee rather than letting it
+        # run unpatched, with the real clock.
+        _ptrace(libc, PTRACE_SETOPTIONS, popen.pid, PTRACE_O_EXITKILL)
         slot = _patch_stopped(popen.pid, offset_ns)
         _ptrace(libc, PTRACE_DETACH, popen.pid, 0)
     except BaseException:
