@@ -21,6 +21,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -115,7 +116,8 @@ class RaftServer:
         self.state_machine = StateMachine(config.bugs)
         self._pending = _Pending()
         self._ids = itertools.count(1)
-        self._ready_scheduled = False
+        self._ready_wakeup = asyncio.Event()
+        self._disk = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wal")
         self._stopped = asyncio.Event()
         self._last_role = ""
         self.transport = PeerTransport(config.id, config.listen, config.peers, self._on_frame)
@@ -128,13 +130,17 @@ class RaftServer:
         await self.http.start()
         log.info("%s: peers on %s:%d, clients on %s:%d, bugs: %s", self.config.id, *self.config.listen,
                  *self.config.client_listen, ",".join(sorted(self.config.bugs)) or "none")
-        ticker = asyncio.create_task(self._tick_forever(), name="ticker")
+        tasks = [asyncio.create_task(self._tick_forever(), name="ticker"),
+                 asyncio.create_task(self._ready_forever(), name="ready")]
         try:
             await self._stopped.wait()
         finally:
-            ticker.cancel()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             await self.http.stop()
             await self.transport.stop()
+            self._disk.shutdown(wait=True)  # a write in flight finishes before the file closes
             self._wal.close()
 
     def stop(self) -> None:
@@ -156,46 +162,49 @@ class RaftServer:
     # --- the core's Ready ----------------------------------------------------------------------------
 
     def _schedule_ready(self) -> None:
-        if not self._ready_scheduled:
-            self._ready_scheduled = True
-            asyncio.get_running_loop().call_soon(self._process_ready)
+        self._ready_wakeup.set()
 
-    def _process_ready(self) -> None:
-        self._ready_scheduled = False
-        try:
-            self._drain_ready()
-        except Exception as e:
-            # A failed write or fsync leaves the durable state unknown; carrying on could acknowledge
-            # what is not on disk. Crash-stop, as Raft assumes (SystemExit leaves the event loop).
-            log.critical("%s: stopping: %s: %s", self.config.id, type(e).__name__, e, exc_info=True)
-            raise SystemExit(EXIT_FATAL) from e
+    async def _ready_forever(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._ready_wakeup.wait()
+            self._ready_wakeup.clear()
+            try:
+                while self.core.has_ready():
+                    ready = self.core.ready()
+                    if ready.hard_state is not None or ready.entries:
+                        # The fsync runs off the loop: requests and peer messages keep arriving and
+                        # pile up for the next Ready, which is what makes commits grouped.
+                        await loop.run_in_executor(self._disk, self._persist, ready)
+                    self._handle_durable(ready)
+            except Exception as e:
+                # A failed write or fsync leaves the durable state unknown; carrying on could acknowledge
+                # what is not on disk. Crash-stop, as Raft assumes (SystemExit leaves the event loop).
+                log.critical("%s: stopping: %s: %s", self.config.id, type(e).__name__, e, exc_info=True)
+                raise SystemExit(EXIT_FATAL) from e
+            self._log_role_change()
 
-    def _drain_ready(self) -> None:
-        while self.core.has_ready():
-            ready = self.core.ready()
-            self._persist(ready)
-            for message in coalesce_messages(ready.messages):
-                self._send_message(message)
-            for entry in ready.early_acks:
-                self._ack_early(entry)
-            for entry in ready.committed_entries:
-                self._apply(entry)
-            for read_state in ready.read_states:
-                read = self._pending.reads.get(read_state.context)
-                if read is not None:
-                    read.index = read_state.index
-            for context in ready.dropped_reads:
-                read = self._pending.reads.pop(context, None)
-                if read is not None:
-                    _resolve(read.future, Reply.error(503, "leadership lost before the read was confirmed",
-                                                      definite=True))
-            self.core.advance(ready)
-            self._serve_confirmed_reads()
-        self._log_role_change()
+    def _handle_durable(self, ready: Ready) -> None:
+        """Everything of a Ready that may happen once its hard state and entries are on disk."""
+        for message in coalesce_messages(ready.messages):
+            self._send_message(message)
+        for entry in ready.early_acks:
+            self._ack_early(entry)
+        for entry in ready.committed_entries:
+            self._apply(entry)
+        for read_state in ready.read_states:
+            read = self._pending.reads.get(read_state.context)
+            if read is not None:
+                read.index = read_state.index
+        for context in ready.dropped_reads:
+            read = self._pending.reads.pop(context, None)
+            if read is not None:
+                _resolve(read.future, Reply.error(503, "leadership lost before the read was confirmed",
+                                                  definite=True))
+        self.core.advance(ready)
+        self._serve_confirmed_reads()
 
     def _persist(self, ready: Ready) -> None:
-        if ready.hard_state is None and not ready.entries:
-            return
         self._wal.save(ready.hard_state.to_dict() if ready.hard_state is not None else None,
                        [entry.to_dict() for entry in ready.entries])
 
@@ -328,7 +337,7 @@ class RaftServer:
                                             "op": operation, "args": args})
         if not sent:
             self._pending.forwards.pop(forward_id, None)
-            return Reply.error(503, f"queue to leader {leader} is full", definite=True, leader=leader)
+            return Reply.error(503, f"leader {leader} is not reachable", definite=True, leader=leader)
         try:
             return await self._await_verdict(future, operation, self.config.request_timeout_s + FORWARD_GRACE_S)
         finally:

@@ -1,9 +1,9 @@
 """Peer-to-peer TCP: length-prefixed JSON frames over asyncio streams.
 
-Each node listens for its peers and keeps one outgoing connection per peer, fed by a bounded queue.
-A dead or slow peer never blocks the event loop: connecting and writing run in that peer's own task,
-reconnects back off exponentially, and when the queue is full new frames are dropped (Raft retransmits
-whatever matters). Frames are JSON objects; the node gives them meaning (Raft messages, forwarded client
+Each node listens for its peers and keeps one outgoing connection per peer (peers only read what
+they accept). A dead or slow peer never blocks the event loop: connecting runs in that peer's own task,
+reconnects back off exponentially, and frames for a peer that is not connected or not reading are dropped
+(Raft retransmits whatever matters). Frames are JSON objects; the node gives them meaning (Raft messages, forwarded client
 requests and their replies).
 """
 
@@ -13,18 +13,21 @@ import asyncio
 import contextlib
 import json
 import logging
+import socket
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 log = logging.getLogger(__name__)
 
 _LENGTH = struct.Struct(">I")
 MAX_FRAME_BYTES = 16 * 1024 * 1024
-QUEUE_LIMIT = 4096
+MAX_BUFFERED_BYTES = 8 * 1024 * 1024
 CONNECT_TIMEOUT_S = 1.0
-WRITE_TIMEOUT_S = 2.0
+# Data unacknowledged this long (peer partitioned, paused, gone) closes the connection, so the kernel
+# drops the backlog and a fresh connection starts clean when the peer is back.
+USER_TIMEOUT_MS = 2000
 BACKOFF_MIN_S = 0.05
 BACKOFF_MAX_S = 1.0
 
@@ -74,24 +77,26 @@ class _Peer:
     id: str
     host: str
     port: int
-    queue: asyncio.Queue[bytes]
-    connected: bool = False
+    writer: asyncio.StreamWriter | None = None
+    unsent: list[bytes] = field(default_factory=list)  # frames of this loop iteration, written together
+    flush_scheduled: bool = False
     dropped: int = 0
     task: asyncio.Task[None] | None = None
 
 
 class PeerTransport:
-    """Send frames to peers by id; hand every received frame to ``on_frame``."""
+    """Send frames to peers by id; hand every received frame to ``on_frame``.
+
+    ``send`` never waits: a frame goes out with the others of the same loop iteration in one write,
+    or is dropped when the peer is not connected or not reading (Raft retransmits what matters).
+    """
 
     def __init__(self, self_id: str, listen: tuple[str, int], peers: dict[str, tuple[str, int]],
                  on_frame: FrameHandler) -> None:
         self.self_id = self_id
         self.listen = listen
         self.on_frame = on_frame
-        self._peers = {
-            pid: _Peer(pid, host, port, asyncio.Queue(QUEUE_LIMIT))
-            for pid, (host, port) in peers.items() if pid != self_id
-        }
+        self._peers = {pid: _Peer(pid, host, port) for pid, (host, port) in peers.items() if pid != self_id}
         self._server: asyncio.Server | None = None
         self._inbound: set[asyncio.Task[None]] = set()
 
@@ -112,58 +117,57 @@ class PeerTransport:
 
     def is_connected(self, peer_id: str) -> bool:
         peer = self._peers.get(peer_id)
-        return peer is not None and peer.connected
+        return peer is not None and peer.writer is not None
 
     def send(self, peer_id: str, frame: dict[str, Any]) -> bool:
-        """Queue a frame; False when it was dropped (unknown peer or a full queue)."""
+        """Hand a frame to the connection; False when it was dropped (unknown, unconnected or stuck peer)."""
         peer = self._peers.get(peer_id)
         if peer is None:
             return False
-        try:
-            peer.queue.put_nowait(encode_frame(frame))
-        except asyncio.QueueFull:
+        writer = peer.writer
+        if writer is None or writer.transport.get_write_buffer_size() > MAX_BUFFERED_BYTES:
             peer.dropped += 1
             if peer.dropped % 1000 == 1:
-                log.warning("queue to %s is full: dropped %d frames so far", peer_id, peer.dropped)
+                log.warning("peer %s is not connected or not reading: dropped %d frames so far",
+                            peer_id, peer.dropped)
             return False
+        peer.unsent.append(encode_frame(frame))
+        if not peer.flush_scheduled:
+            peer.flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush, peer)
         return True
+
+    @staticmethod
+    def _flush(peer: _Peer) -> None:
+        peer.flush_scheduled = False
+        data, peer.unsent = b"".join(peer.unsent), []
+        if peer.writer is not None and data:
+            peer.writer.write(data)
 
     async def _run_outbound(self, peer: _Peer) -> None:
         backoff = BACKOFF_MIN_S
         while True:
             try:
-                _, writer = await asyncio.wait_for(
+                reader, writer = await asyncio.wait_for(
                     asyncio.open_connection(peer.host, peer.port), CONNECT_TIMEOUT_S)
             except (TimeoutError, OSError):
-                self._drain_stale(peer)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX_S)
                 continue
+            _tune_socket(writer)
             log.info("connected to peer %s at %s:%d", peer.id, peer.host, peer.port)
-            peer.connected = True
+            peer.writer = writer
             backoff = BACKOFF_MIN_S
             try:
-                await self._pump(peer, writer)
-            except (TimeoutError, OSError) as e:
-                log.info("connection to peer %s lost: %s", peer.id, e or type(e).__name__)
+                # The peer never writes on this connection: a read returns only when it is gone.
+                await reader.read(1)
+                log.info("connection to peer %s closed", peer.id)
+            except OSError as e:
+                log.info("connection to peer %s lost: %s", peer.id, e)
             finally:
-                peer.connected = False
+                peer.writer = None
+                peer.unsent.clear()
                 writer.close()
-
-    @staticmethod
-    def _drain_stale(peer: _Peer) -> None:
-        """While a peer is unreachable, old frames only delay fresh ones once it is back."""
-        while not peer.queue.empty():
-            peer.queue.get_nowait()
-
-    @staticmethod
-    async def _pump(peer: _Peer, writer: asyncio.StreamWriter) -> None:
-        while True:
-            chunks = [await peer.queue.get()]
-            while not peer.queue.empty():  # batch whatever piled up into one write
-                chunks.append(peer.queue.get_nowait())
-            writer.write(b"".join(chunks))
-            await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT_S)
 
     async def _serve_inbound(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -182,3 +186,12 @@ class PeerTransport:
             writer.close()
             if task is not None:
                 self._inbound.discard(task)
+
+
+def _tune_socket(writer: asyncio.StreamWriter) -> None:
+    sock = writer.get_extra_info("socket")
+    if sock is None:
+        return
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if hasattr(socket, "TCP_USER_TIMEOUT"):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, USER_TIMEOUT_MS)
