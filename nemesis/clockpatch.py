@@ -304,6 +304,13 @@ def vdso_layout(image: bytes) -> VdsoLayout:
     Raises ClockPatchError when the image is not an x86_64 ELF, lacks one of the three functions, or
     has no room for the blob.
     """
+    try:
+        return _vdso_layout(image)
+    except struct.error as e:
+        raise ClockPatchError(f"the vDSO image is malformed: {e}") from None
+
+
+def _vdso_layout(image: bytes) -> VdsoLayout:
     headers = _program_headers(image)
     loads = [h for h in headers if h[0] == PT_LOAD]
     dynamics = [h for h in headers if h[0] == PT_DYNAMIC]

@@ -427,3 +427,25 @@ def test_faketime_spec_is_libfaketimes_relative_syntax() -> None:
     assert clockpatch.faketime_spec(3600 * 10**9) == "+3600.000000"
     assert clockpatch.faketime_spec(-30_250_000_000) == "-30.250000"
     assert clockpatch.faketime_spec(1500) == "+0.000001"
+
+
+@x86_64_linux
+def test_without_dt_hash_the_symbols_are_found_through_dt_gnu_hash() -> None:
+    _, image = own_vdso()
+    dynamic = next(h for h in clockpatch._program_headers(image) if h[0] == clockpatch.PT_DYNAMIC)
+    patched = bytearray(image)
+    for pos in range(dynamic[1], dynamic[1] + dynamic[3], 16):
+        if struct.unpack_from("<q", image, pos)[0] == clockpatch.DT_HASH:
+            struct.pack_into("<q", patched, pos, 0x6FFFFFF9)  # DT_RELACOUNT: ignored by the parser
+            break
+    else:
+        pytest.skip("this vDSO has no DT_HASH to hide")
+    assert clockpatch.vdso_layout(bytes(patched)) == clockpatch.vdso_layout(image)
+
+
+@x86_64_linux
+def test_a_truncated_vdso_is_a_clear_error_not_a_crash() -> None:
+    _, image = own_vdso()
+    for cut in (70, 200, 400, 0x500):
+        with pytest.raises(ClockPatchError):
+            clockpatch.vdso_layout(image[:cut])
