@@ -71,8 +71,11 @@ class DependencyGraph:
             self.edges[key] = self.edges.get(key, 0) | kind
 
     def add_all(self, pairs: Iterable[tuple[int, int]], kind: int) -> None:
+        edges, n = self.edges, self.n
         for a, b in pairs:
-            self.add(a, b, kind)
+            if a != b:
+                key = a * n + b
+                edges[key] = edges.get(key, 0) | kind
 
     def kinds(self, a: int, b: int) -> int:
         return self.edges.get(a * self.n + b, 0)
@@ -340,12 +343,57 @@ def _search_component(adj: Adjacency, nodes: set[int], levels: list[tuple[str, i
     return found, gave_up
 
 
+def _peel(incoming: list[list[int]], outgoing: list[list[int]], alive: list[bool]) -> None:
+    """Mark dead every live node whose live ``incoming`` neighbours all end up dead (Kahn's algorithm)."""
+    degree = [len(x) for x in incoming]
+    stack = [v for v in range(len(alive)) if alive[v] and degree[v] == 0]
+    for v in stack:
+        alive[v] = False
+    while stack:
+        v = stack.pop()
+        for w in outgoing[v]:
+            if alive[w]:
+                degree[w] -= 1
+                if degree[w] == 0:
+                    alive[w] = False
+                    stack.append(w)
+
+
+def _possibly_cyclic(graph: DependencyGraph) -> tuple[list[int], list[list[int]]]:
+    """Nodes that may lie on a cycle, and the successor lists of all nodes.
+
+    Peels off, Kahn-style, every node with no remaining predecessor and then every node with no
+    remaining successor: neither can be on a cycle. In an acyclic (valid) history nothing is left, so
+    the component search below costs nothing; it is also much cheaper than building a networkx graph of
+    the whole history.
+    """
+    n = graph.n
+    succ: list[list[int]] = [[] for _ in range(n)]
+    pred: list[list[int]] = [[] for _ in range(n)]
+    for key in graph.edges:
+        a, b = divmod(key, n)
+        succ[a].append(b)
+        pred[b].append(a)
+    alive = [True] * n
+    _peel(pred, succ, alive)  # nodes no cycle can reach
+    if not any(alive):
+        return [], succ  # acyclic: the usual case for a valid history
+    pred = [[a for a in x if alive[a]] if alive[v] else [] for v, x in enumerate(pred)]
+    succ = [[b for b in x if alive[b]] if alive[v] else [] for v, x in enumerate(succ)]
+    _peel(succ, pred, alive)  # nodes that reach no cycle
+    succ = [[b for b in x if alive[b]] if alive[v] else [] for v, x in enumerate(succ)]
+    return [v for v in range(n) if alive[v]], succ
+
+
 def find_cycles(graph: DependencyGraph, *, budget_per_component: int = 1_000_000) -> SearchOutcome:
     """Classified cycles, at most one per anomaly type per strongly connected component."""
-    g = nx.DiGraph()
-    g.add_nodes_from(range(graph.n))
-    g.add_edges_from(graph.pairs())
+    nodes, succ = _possibly_cyclic(graph)
     outcome = SearchOutcome()
+    if not nodes:
+        return outcome
+    g = nx.DiGraph()
+    g.add_nodes_from(nodes)
+    g.add_edges_from((a, b) for a in nodes for b in succ[a])
     all_kinds = 0
     for mask in graph.edges.values():
         all_kinds |= mask

@@ -54,35 +54,31 @@ def _read_value(history: History, t: Txn, k: Any, v: Any) -> tuple[Any, ...]:
     return lst
 
 
-def _collect(history: History, txns: Sequence[Txn]) -> tuple[dict[tuple[Any, Any], int], _Reads]:
-    """The writer of every (key, element) appended by any txn, and every committed read."""
+def _element(v: Any) -> Any:
+    return v if type(v) in (int, str) else hashable(v)
+
+
+def _collect(history: History, txns: Sequence[Txn]) -> tuple[dict[tuple[Any, Any], int], _Reads,
+                                                              list[dict[str, Any]]]:
+    """The writer of every (key, element) appended by any txn, every committed read, and the appends
+    of one value to one key by two txns (the workload promises that never happens)."""
     writer_of: dict[tuple[Any, Any], int] = {}
     reads = _Reads()
+    dups = []
     for t in txns:
         ok = t.type == "ok"
         for f, k, v in t.mops:
             if f == "append":
-                writer_of[(k, hashable(v))] = t.id
+                key = (k, _element(v))
+                first = writer_of.setdefault(key, t.id)
+                if first != t.id:
+                    dups.append({"key": k, "value": key[1], "ops": [txns[first].call, t.call]})
             elif ok:
                 lst = _read_value(history, t, k, v)
                 reads.all.append((t.id, k, lst))
                 if lst:
                     reads.distinct.setdefault(k, set()).add(lst)
-    return writer_of, reads
-
-
-def _duplicate_appends(txns: Sequence[Txn]) -> list[dict[str, Any]]:
-    """Appends of one value to one key by two invocations: the workload's uniqueness assumption fails."""
-    first: dict[tuple[Any, Any], Txn] = {}
-    dups = []
-    for t in txns:
-        for f, k, v in t.operation.invoke.value or ():
-            if f == "append":
-                key = (hashable(k), hashable(v))
-                if key in first and first[key] is not t:
-                    dups.append({"key": key[0], "value": key[1], "ops": [first[key].call, t.call]})
-                first.setdefault(key, t)
-    return dups
+    return writer_of, reads, dups
 
 
 def _version_orders(reads: _Reads) -> tuple[dict[Any, tuple[Any, ...]], list[dict[str, Any]]]:
@@ -174,15 +170,22 @@ class _ListAppendExplainer:
 def _graph(txns: Sequence[Txn], writer_of: Mapping[tuple[Any, Any], int], reads: _Reads,
            orders: Mapping[Any, tuple[Any, ...]], included: list[bool]) -> DependencyGraph:
     graph = DependencyGraph(len(txns))
-    add = graph.add
+    edges, n = graph.edges, graph.n
+
+    def add(a: int, b: int, kind: int) -> None:
+        if a != b:
+            key = a * n + b
+            edges[key] = edges.get(key, 0) | kind
+
     readers: dict[tuple[Any, Any], list[int]] = {}
     for tid, k, lst in reads.all:
         last = lst[-1] if lst else INIT
         readers.setdefault((k, last), []).append(tid)
         if lst:
             w = writer_of.get((k, last))
-            if w is not None and included[w]:
-                add(w, tid, WR)
+            if w is not None and w != tid and included[w]:
+                key = w * n + tid
+                edges[key] = edges.get(key, 0) | WR
     observed: dict[Any, set[Any]] = {}
     for k, order in orders.items():
         seen = observed[k] = set()
@@ -196,13 +199,15 @@ def _graph(txns: Sequence[Txn], writer_of: Mapping[tuple[Any, Any], int], reads:
                 if prev_writer is not None and included[prev_writer]:
                     add(prev_writer, w, WW)
                 for r in readers.get((k, prev), ()):
-                    add(r, w, RW)
+                    if r != w:
+                        key = r * n + w
+                        edges[key] = edges.get(key, 0) | RW
             prev, prev_writer = e, w
     for t in txns:
         if not included[t.id]:
             continue
         for f, k, v in t.mops:
-            if f != "append" or hashable(v) in observed.get(k, ()):
+            if f != "append" or _element(v) in observed.get(k, ()):
                 continue
             order = orders.get(k, ())
             prev = order[-1] if order else INIT
@@ -291,13 +296,12 @@ def check_list_append(history: History, *, consistency_model: str = DEFAULT_MODE
     """
     model = canonical_model(consistency_model)
     txns = transactions(history, ("append", "r"))
-    dups = _duplicate_appends(txns)
+    writer_of, reads, dups = _collect(history, txns)
     if dups:
         return Result("unknown", {"consistency_model": model, "duplicate_appends": dups},
                       f"cannot check: the workload must append each value to a key at most once, but "
                       f"{len(dups)} value(s) were appended twice (first: {dups[0]['value']!r} to key "
                       f"{dups[0]['key']!r} by ops {dups[0]['ops']})")
-    writer_of, reads = _collect(history, txns)
     orders, incompatible = _version_orders(reads)
     anomalies = _read_anomalies(txns, writer_of, reads)
     anomalies["incompatible-order"] = incompatible

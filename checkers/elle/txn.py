@@ -10,6 +10,7 @@ from histories.errors import HistoryFormatError
 from histories.history import History, Operation, hashable
 
 MicroOp = tuple[str, Any, Any]
+_PLAIN = (int, str)  # key types that are hashable as they are (the common case, kept fast)
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,28 +18,18 @@ class Txn:
     """One transaction. ``id`` is its position among the history's txns (invocation order).
 
     ``mops`` are what it did: for an ok txn the completion's micro-ops (reads carry what was read), for a
-    failed or indeterminate txn the invocation's (reads carry nothing).
+    failed or indeterminate txn the invocation's (reads carry nothing). ``type`` is ok, fail or info (no
+    completion counts as info); ``call``/``ret`` are the history indexes of invocation and completion.
+    The operation's fields are copied because the checkers read them in their innermost loops.
     """
 
     id: int
     operation: Operation
     mops: tuple[MicroOp, ...]
-
-    @property
-    def type(self) -> str:
-        return self.operation.type
-
-    @property
-    def process(self) -> Any:
-        return self.operation.process
-
-    @property
-    def call(self) -> int:
-        return self.operation.call
-
-    @property
-    def ret(self) -> int | None:
-        return self.operation.ret
+    type: str
+    process: Any
+    call: int
+    ret: int | None
 
 
 def format_error(history: History, op_index: int, message: str) -> HistoryFormatError:
@@ -58,7 +49,7 @@ def _micro_ops(history: History, op_index: int, value: Any, allowed: Collection[
             expected = " or ".join(f'["{f}", key, value]' for f in sorted(allowed))
             raise format_error(history, op_index, f"expected a micro-op {expected}, got {mop!r}")
         f, k, v = mop
-        mops.append((f, hashable(k), v))
+        mops.append((f, k if type(k) in _PLAIN else hashable(k), v))
     return tuple(mops)
 
 
@@ -71,7 +62,8 @@ def transactions(history: History, allowed: Collection[str]) -> list[Txn]:
         source = operation.completion if operation.type == "ok" else operation.invoke
         assert source is not None
         mops = _micro_ops(history, source.index, source.value, allowed)
-        txns.append(Txn(len(txns), operation, mops))
+        txns.append(Txn(len(txns), operation, mops, operation.type, operation.process, operation.call,
+                        operation.ret))
     return txns
 
 
