@@ -24,6 +24,7 @@ import signal
 import socket
 import struct
 import sys
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -40,6 +41,7 @@ CHAIN_IN, CHAIN_OUT = "SB-PACKET-IN", "SB-PACKET-OUT"
 DEFAULT_QUEUE = 23571
 BIND_WAIT_S = 5.0
 STOP_WAIT_S = 3.0
+COMMAND_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +141,8 @@ class PacketNemesis:
         self.delayers: dict[str, ProcessHandle] = {}
         self._netem: dict[str, bool] = {}
         self._hooked: set[str] = set()
+        # heal (e.g. on Ctrl-C, from another thread) waits for an apply in flight, so no fault outlives it.
+        self._lock = threading.RLock()
 
     @property
     def nodes(self) -> list[str]:
@@ -154,6 +158,10 @@ class PacketNemesis:
         return "netem" if self._has_netem(node) else "iptables+nfqueue"
 
     def invoke(self, test: Any, op: Op) -> Op:
+        with self._lock:
+            return self._invoke(test, op)
+
+    def _invoke(self, test: Any, op: Op) -> Op:
         if op.f == STOP:
             self.heal(test)
             return completed(op, "packets healed")
@@ -184,25 +192,27 @@ class PacketNemesis:
 
     def apply(self, node: str, fault: PacketFault) -> None:
         """Make ``fault`` the node's packet fault (PacketFault() clears it)."""
-        if self.faults.get(node, PacketFault()) == fault and not fault.is_none:
-            return
-        if self._has_netem(node):
-            self._apply_netem(node, fault)
-        else:
-            self._apply_iptables(node, fault)
-        if fault.is_none:
-            self.faults.pop(node, None)
-        else:
-            self.faults[node] = fault
+        with self._lock:
+            if self.faults.get(node, PacketFault()) == fault and not fault.is_none:
+                return
+            if self._has_netem(node):
+                self._apply_netem(node, fault)
+            else:
+                self._apply_iptables(node, fault)
+            if fault.is_none:
+                self.faults.pop(node, None)
+            else:
+                self.faults[node] = fault
 
     def heal(self, test: Any) -> None:
         errors: list[RemoteError] = []
-        for node in self.nodes:
-            try:
-                self._clear(node)
-            except RemoteError as e:
-                errors.append(e)
-        self.faults.clear()
+        with self._lock:
+            for node in self.nodes:
+                try:
+                    self._clear(node)
+                except RemoteError as e:
+                    errors.append(e)
+            self.faults.clear()
         if errors:
             raise errors[0]
 
@@ -217,7 +227,9 @@ class PacketNemesis:
 
     def _interface(self, node: str) -> str:
         """The interface the node's traffic leaves by: the one its default or subnet route uses."""
-        routes = run_checked(self.remotes[node], ["ip", "-o", "-4", "route", "show"]).stdout.split()
+        routes = run_checked(
+            self.remotes[node], ["ip", "-o", "-4", "route", "show"], timeout=COMMAND_TIMEOUT_S
+        ).stdout.split()
         if "dev" not in routes:
             raise RemoteError(node, ["ip", "route"], "no route: cannot tell which interface to delay")
         return routes[routes.index("dev") + 1]
@@ -235,8 +247,11 @@ class PacketNemesis:
         remote = self.remotes[node]
         iface = self._interface(node)
         # Delete the root qdisc only if it is a netem: anything else is not ours.
-        if " netem " in remote.exec(["tc", "qdisc", "show", "dev", iface, "root"]).stdout:
-            run_checked(remote, ["tc", "qdisc", "del", "dev", iface, "root"])
+        if (
+            " netem "
+            in remote.exec(["tc", "qdisc", "show", "dev", iface, "root"], timeout=COMMAND_TIMEOUT_S).stdout
+        ):
+            run_checked(remote, ["tc", "qdisc", "del", "dev", iface, "root"], timeout=COMMAND_TIMEOUT_S)
 
     # -- iptables + NFQUEUE ----------------------------------------------------------------------------
 
@@ -264,14 +279,17 @@ class PacketNemesis:
         remote = self.remotes[node]
         self._replace_chains(node, [], [])
         for hook, chain in (("INPUT", CHAIN_IN), ("OUTPUT", CHAIN_OUT)):
-            if not remote.exec([self.iptables, "-w", "-C", hook, "-j", chain]).ok:
-                run_checked(remote, [self.iptables, "-w", "-I", hook, "1", "-j", chain])
+            if not remote.exec([self.iptables, "-w", "-C", hook, "-j", chain], timeout=COMMAND_TIMEOUT_S).ok:
+                run_checked(
+                    remote, [self.iptables, "-w", "-I", hook, "1", "-j", chain], timeout=COMMAND_TIMEOUT_S
+                )
         self._hooked.add(node)
 
     def _replace_chains(self, node: str, rules_in: list[str], rules_out: list[str]) -> None:
         lines = [f":{CHAIN_IN} - [0:0]", f":{CHAIN_OUT} - [0:0]", *rules_in, *rules_out]
         restore = "*filter\n" + "\n".join(lines) + "\nCOMMIT\n"
-        run_checked(self.remotes[node], [f"{self.iptables}-restore", "-w", "--noflush"], stdin=restore)
+        restore_cmd = [f"{self.iptables}-restore", "-w", "--noflush"]
+        run_checked(self.remotes[node], restore_cmd, stdin=restore, timeout=COMMAND_TIMEOUT_S)
 
     def _start_delayer(self, node: str, fault: PacketFault) -> None:
         remote = self.remotes[node]
@@ -307,7 +325,7 @@ class PacketNemesis:
 
 
 def _queue_bound(remote: Remote, queue: int) -> bool:
-    listing = remote.exec(["cat", "/proc/net/netfilter/nfnetlink_queue"]).stdout
+    listing = remote.exec(["cat", "/proc/net/netfilter/nfnetlink_queue"], timeout=COMMAND_TIMEOUT_S).stdout
     return any(line.split()[:1] == [str(queue)] for line in listing.splitlines())
 
 

@@ -8,6 +8,7 @@ nodes that are no longer cut off.
 from __future__ import annotations
 
 import random
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -19,6 +20,8 @@ from nemesis.base import completed
 Grudge = dict[str, set[str]]
 
 CHAIN = "SB-PARTITION"
+# A node that does not answer an iptables command in this time is reported, not waited for forever.
+COMMAND_TIMEOUT_S = 30.0
 START, STOP = "start-partition", "stop-partition"
 
 
@@ -144,6 +147,8 @@ class PartitionNemesis:
         self.primaries = primaries
         self.iptables = iptables
         self._ready: set[str] = set()
+        # heal (e.g. on Ctrl-C, from another thread) waits for an apply in flight, so no rule outlives it.
+        self._lock = threading.RLock()
 
     @property
     def nodes(self) -> list[str]:
@@ -158,6 +163,10 @@ class PartitionNemesis:
         self.heal(test)
 
     def invoke(self, test: Any, op: Op) -> Op:
+        with self._lock:
+            return self._invoke(test, op)
+
+    def _invoke(self, test: Any, op: Op) -> Op:
         if op.f == STOP:
             self.heal(test)
             return completed(op, "network healed")
@@ -204,18 +213,20 @@ class PartitionNemesis:
 
     def apply(self, grudge: Mapping[str, set[str]]) -> None:
         """Replace the rules on every node at once (one iptables-restore per node, atomic per node)."""
-        for node in self.nodes:
-            self._ensure_chain(node)
-            self._replace_chain(node, [self.addresses[peer] for peer in sorted(grudge.get(node, ()))])
+        with self._lock:
+            for node in self.nodes:
+                self._ensure_chain(node)
+                self._replace_chain(node, [self.addresses[peer] for peer in sorted(grudge.get(node, ()))])
 
     def heal(self, test: Any) -> None:
         # Flush on every node, even when one fails, so one unreachable node cannot keep others cut off.
         errors: list[RemoteError] = []
-        for node in self.nodes:
-            try:
-                self._replace_chain(node, [])
-            except RemoteError as e:
-                errors.append(e)
+        with self._lock:
+            for node in self.nodes:
+                try:
+                    self._replace_chain(node, [])
+                except RemoteError as e:
+                    errors.append(e)
         if errors:
             raise errors[0]
 
@@ -224,11 +235,14 @@ class PartitionNemesis:
             return
         remote = self.remotes[node]
         self._replace_chain(node, [])
-        if not remote.exec([self.iptables, "-w", "-C", "INPUT", "-j", CHAIN]).ok:
-            run_checked(remote, [self.iptables, "-w", "-I", "INPUT", "1", "-j", CHAIN])
+        if not remote.exec([self.iptables, "-w", "-C", "INPUT", "-j", CHAIN], timeout=COMMAND_TIMEOUT_S).ok:
+            run_checked(
+                remote, [self.iptables, "-w", "-I", "INPUT", "1", "-j", CHAIN], timeout=COMMAND_TIMEOUT_S
+            )
         self._ready.add(node)
 
     def _replace_chain(self, node: str, drop_sources: Sequence[str]) -> None:
         rules = "".join(f"-A {CHAIN} -s {address} -j DROP\n" for address in drop_sources)
         restore = f"*filter\n:{CHAIN} - [0:0]\n{rules}COMMIT\n"
-        run_checked(self.remotes[node], [f"{self.iptables}-restore", "-w", "--noflush"], stdin=restore)
+        restore_cmd = [f"{self.iptables}-restore", "-w", "--noflush"]
+        run_checked(self.remotes[node], restore_cmd, stdin=restore, timeout=COMMAND_TIMEOUT_S)

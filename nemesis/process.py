@@ -87,6 +87,8 @@ class ProcessNemesis:
         self.rng = rng
         self.killed: set[str] = set()
         self.paused: set[str] = set()
+        # heal (e.g. on Ctrl-C, from another thread) waits for a kill or pause in flight.
+        self._lock = threading.RLock()
 
     def fs(self) -> set[str]:
         fs: set[str] = set()
@@ -104,6 +106,10 @@ class ProcessNemesis:
             )
 
     def invoke(self, test: Any, op: Op) -> Op:
+        with self._lock:
+            return self._invoke(test, op)
+
+    def _invoke(self, test: Any, op: Op) -> Op:
         if op.f not in self.fs():
             why = "kill/start" if op.f in (KILL, START) else "pause/resume"
             return completed(op, op.value, error=f"target {type(self.target).__name__} has no {why}")
@@ -155,10 +161,11 @@ class ProcessNemesis:
 
     def heal(self, test: Any) -> None:
         errors: list[str] = []
-        if PAUSE in self.fs():
-            errors += self._act(test, RESUME, sorted(self.paused))[1]
-        if KILL in self.fs():
-            errors += self._act(test, START, sorted(self.killed))[1]
+        with self._lock:
+            if PAUSE in self.fs():
+                errors += self._act(test, RESUME, sorted(self.paused))[1]
+            if KILL in self.fs():
+                errors += self._act(test, START, sorted(self.killed))[1]
         if errors:
             raise RemoteError("nemesis", ["heal", "process"], "; ".join(errors))
 
