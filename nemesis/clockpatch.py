@@ -483,6 +483,8 @@ class SkewedProcess:
     def set_offset(self, offset_ns: int) -> None:
         if self.mechanism == "faketime":
             assert self.faketime_file is not None
+            if self.popen.poll() is not None:
+                raise ClockPatchError(f"process {self.pid} is gone")
             _write_faketime_file(self.faketime_file, offset_ns)
         else:
             set_offset(self.pid, self.slot_address, offset_ns)
@@ -643,8 +645,11 @@ def faketime_spec(offset_ns: int) -> str:
 def _write_faketime_file(path: str, offset_ns: int) -> None:
     # Written to a temporary name and renamed, so libfaketime never reads half a line.
     tmp = f"{path}.tmp"
-    Path(tmp).write_text(faketime_spec(offset_ns) + "\n")
-    os.replace(tmp, path)
+    try:
+        Path(tmp).write_text(faketime_spec(offset_ns) + "\n")
+        os.replace(tmp, path)
+    except OSError as e:
+        raise ClockPatchError(f"cannot write the libfaketime offset file {path}: {e.strerror}") from None
 
 
 def _read_faketime_file(path: str) -> int:
