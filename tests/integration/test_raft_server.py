@@ -60,6 +60,21 @@ def test_acknowledged_writes_survive_a_leader_crash_and_the_node_catches_up(clus
         assert c.get("z").value == [1, 2]  # served through the leader: linearizable
 
 
+@pytest.mark.timeout(90)
+def test_acknowledged_writes_survive_killing_every_node_at_once(cluster: LocalCluster) -> None:
+    leader = cluster.wait_for_leader()
+    with cluster.client(leader) as c:
+        acked = [i for i in range(20) if c.append("log", i).status == "ok"]
+    assert acked == list(range(20))
+    for node in cluster.ids:
+        cluster.kill_node(node)  # SIGKILL: only what was fsync'd survives
+    for node in cluster.ids:
+        cluster.start_node(node)
+    leader = cluster.wait_for_leader()
+    with cluster.client(leader) as c:
+        assert c.get("log").value == acked
+
+
 @pytest.mark.timeout(60)
 def test_locks_and_the_fenced_resource(cluster: LocalCluster) -> None:
     leader = cluster.wait_for_leader()

@@ -166,3 +166,16 @@ def test_recovery_matches_an_in_memory_log(tmp_path_factory, batches) -> None:
     recovered = reopen(directory)
     assert recovered.entries == model
     assert recovered.hard_state == {"term": len(batches), "vote": None, "commit": 0}
+
+
+def test_an_unsynced_log_loses_what_was_not_flushed_in_a_crash(tmp_path: Path) -> None:
+    """The no-fsync bug: saved records sit in memory until flushed, as in a volatile disk cache."""
+    wal, _ = DurableLog.open(tmp_path, sync=False)
+    wal.save({"term": 1, "vote": "n1", "commit": 0}, [entry(1, 1)])
+    wal.flush_volatile()
+    wal.save({"term": 1, "vote": "n1", "commit": 1}, [entry(2, 1)])
+    crashed = reopen(tmp_path)  # the process dies here: the second save never reached the file
+    assert crashed.entries == [entry(1, 1)]
+    assert crashed.hard_state == {"term": 1, "vote": "n1", "commit": 0}
+    wal.close()  # a clean stop writes the rest
+    assert reopen(tmp_path).entries == [entry(1, 1), entry(2, 1)]

@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 # a verdict the leader reaches in time also reaches the client.
 FORWARD_GRACE_S = 0.5
 EXIT_FATAL = 4
+UNSYNCED_FLUSH_INTERVAL_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,8 @@ class RaftServer:
                  *self.config.client_listen, ",".join(sorted(self.config.bugs)) or "none")
         tasks = [asyncio.create_task(self._tick_forever(), name="ticker"),
                  asyncio.create_task(self._ready_forever(), name="ready")]
+        if not self._wal.sync:
+            tasks.append(asyncio.create_task(self._flush_unsynced_forever(), name="unsynced-flush"))
         try:
             await self._stopped.wait()
         finally:
@@ -158,6 +161,12 @@ class RaftServer:
             deadline = max(deadline, loop.time())
             self.core.tick()
             self._schedule_ready()
+
+    async def _flush_unsynced_forever(self) -> None:
+        """Bug no-fsync: the log reaches the file only now and then; a crash in between loses it."""
+        while True:
+            await asyncio.sleep(UNSYNCED_FLUSH_INTERVAL_S)
+            await asyncio.get_running_loop().run_in_executor(self._disk, self._wal.flush_volatile)
 
     # --- the core's Ready ----------------------------------------------------------------------------
 

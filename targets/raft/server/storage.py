@@ -161,13 +161,15 @@ class DurableLog:
         self._fd = fd
         self.last_index = last_index
         self.sync = sync
+        self._volatile: list[bytes] = []  # only with sync=False: what a crash now would lose
 
     @classmethod
     def open(cls, data_dir: str | os.PathLike[str], *, sync: bool = True) -> tuple[DurableLog, Recovered]:
         """Recover the log in ``data_dir`` (created if missing), cutting off a torn tail.
 
-        Raises ``StorageCorruptError`` when the log is damaged before its tail. ``sync=False`` skips
-        fsync (only for the ``no-fsync`` bug).
+        Raises ``StorageCorruptError`` when the log is damaged before its tail. ``sync=False`` is the
+        ``no-fsync`` bug: ``save`` only buffers in memory and ``flush_volatile`` writes without fsync, so
+        a crash loses what was acknowledged since the last flush, as a disk's volatile cache would.
         """
         directory = Path(data_dir)
         directory.mkdir(parents=True, exist_ok=True)
@@ -198,15 +200,27 @@ class DurableLog:
         if not records:
             return
         data = b"".join(encode_record(r) for r in records)
+        if entries:
+            self.last_index = entries[-1]["index"]
+        if not self.sync:
+            self._volatile.append(data)
+            return
+        self._write(data)
+        os.fdatasync(self._fd)
+
+    def flush_volatile(self) -> None:
+        """Write what ``sync=False`` buffered (no fsync). A no-op for a synced log."""
+        data, self._volatile = b"".join(self._volatile), []
+        self._write(data)
+
+    def _write(self, data: bytes) -> None:
         written = 0
         while written < len(data):
             written += os.write(self._fd, data[written:])
-        if self.sync:
-            os.fdatasync(self._fd)
-        if entries:
-            self.last_index = entries[-1]["index"]
 
     def close(self) -> None:
+        """Close the file; buffered records of an unsynced log are written first (a clean stop)."""
         if self._fd >= 0:
+            self.flush_volatile()
             os.close(self._fd)
             self._fd = -1
