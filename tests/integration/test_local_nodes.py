@@ -23,10 +23,8 @@ from harness.cluster import LocalCluster, cleanup_run, host_ifname, run_cgroup
 from harness.errors import ConfigError, RemoteError
 from harness.remote import LocalRemote, run_checked
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(os.geteuid() != 0, reason="local nodes need root"),
-]
+pytestmark = pytest.mark.integration
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="local nodes need root")
 
 ECHO_PORT = 7007
 ECHO_SERVER = """
@@ -147,6 +145,7 @@ def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
         assert run_namespaces(run_id) == [], "a namespace of the run survived down()"
 
 
+@needs_root
 @pytest.mark.timeout(30)
 def test_three_nodes_talk_tcp_to_each_other_and_to_the_host(cluster: LocalCluster) -> None:
     assert cluster.nodes == ["node1", "node2", "node3"]
@@ -162,6 +161,7 @@ def test_three_nodes_talk_tcp_to_each_other_and_to_the_host(cluster: LocalCluste
             assert cluster.remote(node).exec(client, timeout=10).ok, f"{node} cannot reach the host"
 
 
+@needs_root
 @pytest.mark.timeout(30)
 def test_commands_are_argument_lists_run_inside_the_node(cluster: LocalCluster) -> None:
     remote = cluster.remote("node2")
@@ -177,6 +177,7 @@ def test_commands_are_argument_lists_run_inside_the_node(cluster: LocalCluster) 
         remote.exec("echo hi")  # type: ignore[arg-type]
 
 
+@needs_root
 @pytest.mark.timeout(30)
 def test_spawned_output_goes_to_the_node_log(cluster: LocalCluster, tmp_path: Path) -> None:
     handle = cluster.remote("node1").spawn(["sh", "-c", "echo to-stdout; echo to-stderr >&2"], log="talk.log")
@@ -185,6 +186,7 @@ def test_spawned_output_goes_to_the_node_log(cluster: LocalCluster, tmp_path: Pa
     assert log.read_text().splitlines() == ["to-stdout", "to-stderr"]
 
 
+@needs_root
 @pytest.mark.timeout(30)
 def test_kill_and_pause_reach_a_daemon_that_left_the_process_group(
     cluster: LocalCluster, tmp_path: Path
@@ -204,6 +206,7 @@ def test_kill_and_pause_reach_a_daemon_that_left_the_process_group(
     assert wait_for(lambda: process_gone(daemon))
 
 
+@needs_root
 @pytest.mark.timeout(30)
 def test_down_removes_every_trace_and_is_idempotent(tmp_path: Path) -> None:
     run_id = fresh_run_id()
@@ -221,6 +224,7 @@ def test_down_removes_every_trace_and_is_idempotent(tmp_path: Path) -> None:
     nodes.down()  # again: nothing left, nothing fails
 
 
+@needs_root
 @pytest.mark.timeout(30)
 def test_cleanup_run_removes_a_killed_runs_leftovers_and_nothing_of_other_runs(tmp_path: Path) -> None:
     left_behind = LocalCluster(fresh_run_id(), 2, log_dir=tmp_path / "a")
@@ -247,6 +251,7 @@ def test_cleanup_run_removes_a_killed_runs_leftovers_and_nothing_of_other_runs(t
     assert run_namespaces(neighbour.run_id) == []
 
 
+@needs_root
 @pytest.mark.timeout(30)
 def test_a_given_subnet_that_overlaps_a_route_is_refused(tmp_path: Path) -> None:
     route = subprocess.run(["ip", "-4", "route", "show", "scope", "link"], capture_output=True, text=True)

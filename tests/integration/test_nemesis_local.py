@@ -8,6 +8,7 @@ import os
 import random
 import re
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -17,17 +18,24 @@ from pathlib import Path
 import pytest
 
 from harness.cluster import LocalCluster
-from harness.remote import LocalRemote
+from harness.remote import ExecResult, LocalRemote
 from histories.op import Op
 from nemesis.base import ComposedNemesis
-from nemesis.packet import PacketNemesis
+from nemesis.packet import (
+    PacketFault,
+    PacketNemesis,
+    delay_rules,
+    loss_rules,
+    nfq_message,
+    nl_attr,
+    parse_messages,
+    verdict_message,
+)
 from nemesis.partition import PartitionNemesis
 from nemesis.process import NodeProcesses, ProcessNemesis
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(os.geteuid() != 0, reason="local nodes need root"),
-]
+pytestmark = pytest.mark.integration
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="local nodes need root")
 
 ECHO_PORT = 7007
 ECHO_SERVER = """
@@ -139,6 +147,7 @@ def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
         assert run_namespaces(run_id) == [], "a namespace of the run survived down()"
 
 
+@needs_root
 @pytest.mark.timeout(60)
 def test_isolating_one_node_cuts_it_off_and_heal_restores(cluster: LocalCluster) -> None:
     nemesis = PartitionNemesis(cluster.remotes, cluster.addresses, random.Random(3))
@@ -158,6 +167,7 @@ def test_isolating_one_node_cuts_it_off_and_heal_restores(cluster: LocalCluster)
     nemesis.heal(None)  # idempotent
 
 
+@needs_root
 @pytest.mark.timeout(60)
 def test_random_partition_matches_its_reported_grudge(cluster: LocalCluster) -> None:
     nemesis = PartitionNemesis(cluster.remotes, cluster.addresses, random.Random(11))
@@ -185,6 +195,7 @@ def tickers(cluster: LocalCluster, tmp_path: Path) -> Iterator[tuple[NodeProcess
         processes.stop_all()
 
 
+@needs_root
 @pytest.mark.timeout(60)
 def test_kill_reaches_a_setsid_daemon_and_start_brings_it_back(
     tickers: tuple[NodeProcesses, Path],
@@ -208,6 +219,7 @@ def test_kill_reaches_a_setsid_daemon_and_start_brings_it_back(
     assert second != first and not process_gone(second)
 
 
+@needs_root
 @pytest.mark.timeout(60)
 def test_pause_freezes_a_setsid_daemon_and_heal_resumes_it(tickers: tuple[NodeProcesses, Path]) -> None:
     processes, files = tickers
@@ -227,19 +239,19 @@ def test_pause_freezes_a_setsid_daemon_and_heal_resumes_it(tickers: tuple[NodePr
     assert nemesis.paused == set()
 
 
-@pytest.mark.timeout(60)
-def test_a_target_without_pause_says_so(cluster: LocalCluster) -> None:
+def test_a_target_without_pause_says_so() -> None:
     class OnlyKillable:
         def kill(self, test: object, node: str) -> None: ...
 
         def start(self, test: object, node: str) -> None: ...
 
-    nemesis = ProcessNemesis(OnlyKillable(), cluster.nodes, random.Random(1))
+    nemesis = ProcessNemesis(OnlyKillable(), ["node1", "node2", "node3"], random.Random(1))
     assert nemesis.fs() == {"kill", "start"}
     refused = nemesis.invoke(None, nemesis_op("pause", ["node1"]))
     assert refused.error == "target OnlyKillable has no pause/resume"
 
 
+@needs_root
 @pytest.mark.timeout(60)
 def test_packet_loss_of_one_blocks_and_zero_heals(cluster: LocalCluster) -> None:
     nemesis = PacketNemesis(cluster.remotes, random.Random(2))
@@ -257,6 +269,7 @@ def test_packet_loss_of_one_blocks_and_zero_heals(cluster: LocalCluster) -> None
         nemesis.heal(None)
 
 
+@needs_root
 @pytest.mark.timeout(60)
 def test_packet_delay_holds_packets_and_heal_removes_it(cluster: LocalCluster) -> None:
     nemesis = PacketNemesis(cluster.remotes, random.Random(2))
@@ -281,6 +294,7 @@ def test_packet_delay_holds_packets_and_heal_removes_it(cluster: LocalCluster) -
     assert host_reaches(address)
 
 
+@needs_root
 @pytest.mark.timeout(60)
 def test_one_heal_undoes_every_kind_of_fault(cluster: LocalCluster, tmp_path: Path) -> None:
     def command(node: str) -> list[str]:
@@ -318,3 +332,89 @@ def test_one_heal_undoes_every_kind_of_fault(cluster: LocalCluster, tmp_path: Pa
             assert wait_for(lambda t=ticks, s=seen: read_int(t) > s), f"{node} is not running after heal"
     finally:
         processes.stop_all()
+
+
+# -- without root: the parts that need no kernel ------------------------------------------------------
+
+
+class ScriptedRemote:
+    """A node whose commands succeed; ``answers`` gives the stdout of commands that start with a key."""
+
+    def __init__(self, node: str, answers: dict[tuple[str, ...], str]) -> None:
+        self.node = node
+        self.answers = answers
+        self.commands: list[list[str]] = []
+
+    def exec(self, cmd, *, stdin=None, timeout=None) -> ExecResult:  # noqa: ANN001 - test double
+        self.commands.append(list(cmd))
+        for prefix, stdout in self.answers.items():
+            if tuple(cmd[: len(prefix)]) == prefix:
+                return ExecResult(0, stdout, "")
+        return ExecResult(0, "", "")
+
+
+def test_with_netem_faults_go_to_the_nodes_interface_and_heal_removes_only_netem() -> None:
+    route = "10.9.0.0/24 dev eth7 proto kernel scope link src 10.9.0.1\n"
+    remote = ScriptedRemote("node1", {("ip", "-o", "-4", "route"): route})
+    nemesis = PacketNemesis({"node1": remote}, random.Random(0), use_netem=True)
+    op = nemesis_op("start-packet", {"nodes": ["node1"], "delay_ms": 50, "jitter_ms": 10, "loss": 0.2})
+    done = nemesis.invoke(None, op)
+    assert done.error is None and done.value["mechanism"] == {"node1": "netem"}
+    assert [
+        "tc",
+        "qdisc",
+        "replace",
+        "dev",
+        "eth7",
+        "root",
+        "netem",
+        "delay",
+        "50ms",
+        "10ms",
+        "loss",
+        "20%",
+    ] in (remote.commands)
+    # a root qdisc that is not netem is someone else's: heal leaves it alone
+    remote.answers[("tc", "qdisc", "show")] = "qdisc fq_codel 0: root refcnt 2\n"
+    nemesis.heal(None)
+    assert not any(cmd[:3] == ["tc", "qdisc", "del"] for cmd in remote.commands)
+    remote.answers[("tc", "qdisc", "show")] = "qdisc netem 8001: root refcnt 2 limit 1000 delay 50ms\n"
+    nemesis.heal(None)
+    assert ["tc", "qdisc", "del", "dev", "eth7", "root"] in remote.commands
+
+
+@pytest.mark.parametrize(
+    ("value", "complaint"),
+    [
+        ({"loss": 1.5}, "probability"),
+        ({"delay_ms": -1}, "negative"),
+        ({"loss": "lots"}, "numbers"),
+        ({"los": 0.1}, "unknown packet fault fields"),
+        ({"loss": 0.1, "nodes": ["node9"]}, "node9"),
+        ("lossy", "expected a packet fault"),
+    ],
+)
+def test_bad_packet_faults_are_refused_on_the_op(value: object, complaint: str) -> None:
+    nemesis = PacketNemesis({"node1": ScriptedRemote("node1", {})}, random.Random(0), use_netem=False)
+    done = nemesis.invoke(None, nemesis_op("start-packet", value))
+    assert done.type == "info" and complaint in done.error
+
+
+def test_iptables_rules_leave_loopback_alone_and_loss_one_drops_everything() -> None:
+    assert loss_rules(PacketFault(loss=1.0))[-1] == "-A SB-PACKET-IN -j DROP"
+    assert "--probability 0.250000" in loss_rules(PacketFault(loss=0.25))[-1]
+    assert loss_rules(PacketFault())[0] == "-A SB-PACKET-IN -i lo -j RETURN"
+    assert delay_rules(PacketFault(), 7) == ["-A SB-PACKET-OUT -o lo -j RETURN"]
+    assert "--queue-bypass" in delay_rules(PacketFault(delay_ms=5), 7)[-1]
+
+
+def test_the_delay_listener_reads_packet_ids_and_acks_from_netlink() -> None:
+    packet_hdr = nl_attr(1, struct.pack("!IHB", 4242, 0x0800, 1))
+    packet = nfq_message(0, 5, packet_hdr)  # what the kernel sends: NFQNL_MSG_PACKET on queue 5
+    ack = struct.pack("=IHHII", 36, 2, 0, 1, 0) + struct.pack("=i", 0) + b"\0" * 16
+    refusal = struct.pack("=IHHII", 36, 2, 0, 2, 0) + struct.pack("=i", -16) + b"\0" * 16
+    ids, errors = parse_messages(packet + ack + packet + refusal)
+    assert ids == [4242, 4242]
+    assert errors == [0, 16]
+    verdict = verdict_message(5, 4242)
+    assert struct.unpack_from("!II", verdict, len(verdict) - 8) == (1, 4242)  # NF_ACCEPT for that id
