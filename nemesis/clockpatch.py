@@ -540,6 +540,51 @@ def _wait_exec_stop(libc: ctypes.CDLL, pid: int) -> None:
             _ptrace(libc, PTRACE_CONT, pid, sig)
 
 
+# Programs that exec another program: the patch would skew them, not the program they start.
+EXEC_WRAPPERS = frozenset(
+    ("ip", "env", "sudo", "su", "nsenter", "unshare", "chroot", "setsid", "nice", "ionice", "timeout",
+     "taskset", "stdbuf", "chrt", "runuser", "setpriv", "xargs", "exec", "nohup", "faketime")
+)  # fmt: skip
+SHELLS = frozenset(("sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "busybox"))
+
+
+def exec_wrapper_reason(argv: Sequence[str], resolved: str | None) -> str | None:
+    """Why ``argv`` would not skew the program it means to run (None when it would).
+
+    ``resolved`` is ``argv[0]`` found on PATH. A wrapper binary (``ip netns exec``) or a shell script
+    (pyenv shims, ``zkServer.sh``) execs the real program later, which then gets a fresh, unpatched vDSO.
+    A script run by a non-shell interpreter (``#!/usr/bin/python3``) is fine: the kernel loads the
+    interpreter within the same exec.
+    """
+    if not argv:
+        return "nothing to run: argv is empty"
+    name = os.path.basename(argv[0])
+    if name in EXEC_WRAPPERS:
+        return (
+            f"{argv[0]} execs another program, which would run with the real clock: start the program "
+            "itself (spawn_skewed enters a network namespace with netns=)"
+        )
+    if resolved is None:
+        return None  # subprocess reports a missing program with its usual error
+    try:
+        with open(resolved, "rb") as program:
+            head = program.read(256)
+    except OSError:
+        return None
+    if not head.startswith(b"#!"):
+        return None
+    words = head[2:].split(b"\n", 1)[0].split()
+    interpreters = [os.path.basename(w.decode(errors="replace")) for w in words[:2]]
+    if interpreters and interpreters[0] == "env":
+        interpreters = interpreters[1:]
+    if interpreters and interpreters[0] in SHELLS:
+        return (
+            f"{resolved} is a {interpreters[0]} script: the programs it runs get a fresh, unskewed vDSO; "
+            "start the real program instead (or pass allow_wrapper=True to skew the shell itself)"
+        )
+    return None
+
+
 def spawn_skewed(
     argv: Sequence[str],
     *,
@@ -553,6 +598,7 @@ def spawn_skewed(
     preexec_fn: Callable[[], None] | None = None,
     netns: str | None = None,
     offset_ns: int = 0,
+    allow_wrapper: bool = False,
 ) -> SkewedProcess:
     """Start ``argv`` with a patched vDSO whose wall clock runs ``offset_ns`` ahead (negative: behind).
 
@@ -562,9 +608,18 @@ def spawn_skewed(
     /sys remount -- because a wrapper that execs the program would lose the patch. ``preexec_fn`` runs in
     the child before it enters the namespace. Raises ClockPatchError (the child is then killed) when the
     patch cannot be made; OSError as subprocess does when the program cannot be started.
+
+    A skew that silently misses its target is worse than none (a test would pass that should fail), so
+    ``argv[0]`` being a known exec wrapper (``ip``, ``env``, ``sudo``, ...) or a shell script is refused
+    unless ``allow_wrapper`` says the wrapper itself is what should be skewed.
     """
     if platform.machine() != "x86_64":
         raise ClockPatchError(f"the vDSO patch needs x86_64, this is {platform.machine()}")
+    if not allow_wrapper:
+        search_path = (env or os.environ).get("PATH", os.defpath)
+        reason = exec_wrapper_reason(argv, shutil.which(argv[0], path=search_path) if argv else None)
+        if reason is not None:
+            raise ClockPatchError(reason)
     libc = _libc()
     # Only the thread that forks may trace the child: this whole function runs in the caller's thread.
     popen = _popen_in_netns(

@@ -449,3 +449,38 @@ def test_a_truncated_vdso_is_a_clear_error_not_a_crash() -> None:
     for cut in (70, 200, 400, 0x500):
         with pytest.raises(ClockPatchError):
             clockpatch.vdso_layout(image[:cut])
+
+
+# -- Refusing wrappers that would leave the real program unskewed --------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["ip", "netns", "exec", "n1", "etcd"], ["/usr/bin/env", "python3"], ["sudo", "java"], ["nsenter"]],
+)
+def test_exec_wrappers_are_refused_with_the_way_out(argv: list[str]) -> None:
+    reason = clockpatch.exec_wrapper_reason(argv, None)
+    assert reason is not None and "netns=" in reason
+
+
+@pytest.mark.parametrize("shebang", ["#!/bin/sh", "#!/usr/bin/env bash", "#! /bin/dash -e"])
+def test_shell_scripts_are_refused(tmp_path, shebang: str) -> None:
+    script = tmp_path / "start.sh"
+    script.write_text(f"{shebang}\nexec java -jar server.jar\n")
+    reason = clockpatch.exec_wrapper_reason([str(script)], str(script))
+    assert reason is not None and "script" in reason and "allow_wrapper" in reason
+
+
+@pytest.mark.parametrize(
+    "head", ["#!/usr/bin/python3\nprint(1)\n", "#!/usr/bin/env python3\n", "\x7fELF\x02\x01"]
+)
+def test_real_programs_and_non_shell_scripts_pass(tmp_path, head: str) -> None:
+    program = tmp_path / "program"
+    program.write_text(head)
+    assert clockpatch.exec_wrapper_reason([str(program)], str(program)) is None
+
+
+@x86_64_linux
+def test_spawn_skewed_refuses_a_wrapper_before_starting_anything() -> None:
+    with pytest.raises(ClockPatchError, match="execs another program"):
+        clockpatch.spawn_skewed(["ip", "netns", "exec", "n1", "true"])
