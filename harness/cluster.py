@@ -321,6 +321,23 @@ def teardown_run(run_id: str) -> list[str]:
     return removed
 
 
+LEFTOVER_NETNS = re.compile(r"^sb-(.+)-(n\d+|sw)$")
+
+
+def leftover_runs() -> list[str]:
+    """Run ids that still have namespaces or cgroups on this machine (for `splitbrain cleanup`)."""
+    listing = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    runs = {
+        m.group(1)
+        for line in listing.splitlines()
+        if line.strip() and (m := LEFTOVER_NETNS.match(line.split()[0]))
+    }
+    mount = cgroup2_mount()
+    if mount is not None and (mount / "splitbrain").is_dir():
+        runs |= {p.name for p in (mount / "splitbrain").iterdir() if p.is_dir()}
+    return sorted(r for r in runs if RUN_ID.match(r))
+
+
 def cleanup_run(run_id: str) -> list[str]:
     """What `splitbrain cleanup RUN_ID` calls after a run was killed: same as ``LocalCluster.down``."""
     return teardown_run(run_id)

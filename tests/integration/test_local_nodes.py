@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from harness import cluster as cluster_module
-from harness.cluster import LocalCluster, cleanup_run, host_ifname, run_cgroup
+from harness.cluster import LocalCluster, cleanup_run, host_ifname, leftover_runs, run_cgroup
 from harness.errors import ConfigError, RemoteError
 from harness.remote import LocalRemote, run_checked
 
@@ -237,6 +237,7 @@ def test_cleanup_run_removes_a_killed_runs_leftovers_and_nothing_of_other_runs(t
         left_behind.remote("node2").spawn([sys.executable, "-c", DAEMON, str(tmp_path / "pid")])
         daemon = read_pid(tmp_path / "pid")
 
+        assert {left_behind.run_id, neighbour.run_id} <= set(leftover_runs())
         removed = cleanup_run(left_behind.run_id)  # as if the harness had been killed with -9
 
         assert any("namespace" in r for r in removed)
@@ -245,6 +246,7 @@ def test_cleanup_run_removes_a_killed_runs_leftovers_and_nothing_of_other_runs(t
         assert len(run_namespaces(neighbour.run_id)) == 3
         assert host_reaches(neighbour.addresses["node2"]), "cleanup of one run broke another"
         assert cleanup_run(left_behind.run_id) == []
+        assert left_behind.run_id not in leftover_runs() and neighbour.run_id in leftover_runs()
     finally:
         left_behind.down()
         neighbour.down()
