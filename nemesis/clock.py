@@ -11,7 +11,8 @@ Ops (``f`` and ``value``; the completion is ``info`` with what was done, as in J
 - ``bump-clock``   ``{node: delta_ms, ...}``: each node's offset moves by ``delta_ms`` (may be negative).
 - ``strobe-clock`` ``{node: {"delta_ms": d, "period_ms": p, "duration_ms": t}, ...}``: in a background
   thread, the node's clock flips between its current offset and offset + d every p ms for t ms, then
-  returns to the offset it had. A later op on the same node stops the strobe first.
+  returns to the offset it had. A later op on the same node stops the strobe first (a bump then counts
+  from the offset the strobe started from, not from wherever the flip left it).
 - ``reset-clock``  ``[node, ...]`` or null for all nodes: offset back to 0.
 
 ``clock_plan`` / ``clock_fault`` choose these ops from a seeded ``random.Random``: pure and replayable.
@@ -234,7 +235,8 @@ class ClockNemesis:
         self._offsets: dict[str, int] = dict.fromkeys(self._processes, 0)
         self._strobes: dict[str, _StrobeRun] = {}
         self._stopped: list[_StrobeRun] = []  # stopped strobes whose threads heal() waits for
-        self._notes: dict[str, None] = {}  # what went wrong since the last op (ordered set), for its completion
+        # What went wrong since the last op (an ordered set), reported in that op's completion.
+        self._notes: dict[str, None] = {}
 
     # The Nemesis protocol.
 
