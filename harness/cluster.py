@@ -118,7 +118,7 @@ def _ip(
     done = subprocess.run(cmd, input=batch, capture_output=True, text=True)
     if check and done.returncode != 0:
         reason = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[0]
-        raise ConfigError(f"setting up local nodes: ip {' '.join(args)}: {reason}")
+        raise ConfigError(f"setting up local nodes: ip {' '.join(args) or '-batch'}: {reason}")
     return done
 
 
@@ -188,6 +188,12 @@ class LocalCluster:
 
     def up(self) -> LocalCluster:
         require_root()
+        if _run_namespaces(self.run_id):
+            # Not ours to remove: it may be a live run that happens to share the id.
+            raise ConfigError(
+                f"run {self.run_id} already has namespaces on this machine; if that run is dead, "
+                f"`splitbrain cleanup {self.run_id}` removes what it left"
+            )
         try:
             self._build()
         except BaseException:

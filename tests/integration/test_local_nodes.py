@@ -255,6 +255,18 @@ def test_cleanup_run_removes_a_killed_runs_leftovers_and_nothing_of_other_runs(t
 
 @needs_root
 @pytest.mark.timeout(30)
+def test_a_run_id_in_use_is_refused_without_touching_the_other_run(
+    cluster: LocalCluster, tmp_path: Path
+) -> None:
+    start_echo(cluster.remote("node1"), cluster.addresses["node1"])
+    twin = LocalCluster(cluster.run_id, 3, log_dir=tmp_path / "twin")
+    with pytest.raises(ConfigError, match="already has namespaces"):
+        twin.up()
+    assert host_reaches(cluster.addresses["node1"])
+
+
+@needs_root
+@pytest.mark.timeout(30)
 def test_a_given_subnet_that_overlaps_a_route_is_refused(tmp_path: Path) -> None:
     route = subprocess.run(["ip", "-4", "route", "show", "scope", "link"], capture_output=True, text=True)
     taken = route.stdout.split()[0] if route.stdout.strip() else None
