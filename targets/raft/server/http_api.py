@@ -90,7 +90,8 @@ def validate_operation(path: str, body: Any) -> tuple[str, dict[str, Any]]:
     return name, {f: body[f] for f in fields}
 
 
-async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str, dict[str, str], bytes] | None:
+async def _read_request(reader: asyncio.StreamReader,
+                        writer: asyncio.StreamWriter) -> tuple[str, str, dict[str, str], bytes] | None:
     """(method, path, headers, body) of the next request, None at a clean end of the connection."""
     line = await reader.readline()
     if not line:
@@ -118,6 +119,8 @@ async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str, dict[st
         raise BadRequest(400, "Content-Length is not a number") from None
     if not 0 <= length <= MAX_BODY_BYTES:
         raise BadRequest(413, f"body length must be 0..{MAX_BODY_BYTES}")
+    if length and headers.get("expect", "").lower() == "100-continue":
+        writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # curl waits for this before a large body
     body = await reader.readexactly(length) if length else b""
     path = target.split("?", 1)[0]
     return method.upper(), path, headers, body
@@ -157,8 +160,10 @@ class HttpApi:
             if method != "GET":
                 raise BadRequest(405, "use GET /status")
             return Reply(200, self.on_status())
+        if path not in _OPERATION_BY_PATH:
+            raise BadRequest(404, f"no endpoint {path} (see GET /status, POST /kv/get, /kv/put, ...)")
         if method != "POST":
-            raise BadRequest(405 if path in _OPERATION_BY_PATH else 404, f"use POST {path}")
+            raise BadRequest(405, f"use POST {path}")
         try:
             decoded = json.loads(body) if body else None
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -173,7 +178,7 @@ class HttpApi:
         try:
             while True:
                 try:
-                    request = await _read_request(reader)
+                    request = await _read_request(reader, writer)
                 except BadRequest as e:
                     # Nothing was executed: the request never parsed.
                     writer.write(_encode_response(Reply.error(e.status, str(e), definite=True), False))

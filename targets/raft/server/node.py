@@ -37,7 +37,7 @@ from targets.raft.core import (
     Ready,
     StateMachine,
 )
-from targets.raft.server.http_api import HttpApi, Reply
+from targets.raft.server.http_api import OPERATIONS, HttpApi, Reply
 from targets.raft.server.storage import DurableLog
 from targets.raft.server.transport import PeerTransport
 
@@ -118,6 +118,7 @@ class RaftServer:
         self._pending = _Pending()
         self._ids = itertools.count(1)
         self._ready_wakeup = asyncio.Event()
+        self._forwarded_tasks: set[asyncio.Task[None]] = set()
         self._disk = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wal")
         self._stopped = asyncio.Event()
         self._last_role = ""
@@ -271,7 +272,9 @@ class RaftServer:
             self.core.step(message)
             self._schedule_ready()
         elif kind == "fwd":
-            asyncio.create_task(self._serve_forwarded(frame))
+            task = asyncio.create_task(self._serve_forwarded(frame))
+            self._forwarded_tasks.add(task)  # a running task must stay referenced
+            task.add_done_callback(self._forwarded_tasks.discard)
         elif kind == "fwd_reply":
             future = self._pending.forwards.pop(frame.get("id", -1), None)
             if future is not None:
@@ -280,7 +283,11 @@ class RaftServer:
             log.warning("%s: dropping a frame of unknown kind %r", self.config.id, kind)
 
     async def _serve_forwarded(self, frame: dict[str, Any]) -> None:
-        reply = await self._serve_locally(str(frame["op"]), dict(frame["args"]), forwarded=True)
+        operation, args = frame.get("op"), frame.get("args")
+        if operation not in OPERATIONS or not isinstance(args, dict):
+            log.warning("%s: dropping a malformed forwarded request from %s", self.config.id, frame.get("from"))
+            return
+        reply = await self._serve_locally(operation, args, forwarded=True)
         self.transport.send(str(frame["from"]), {"k": "fwd_reply", "id": frame["id"], "status": reply.status,
                                                  "body": reply.body})
 
@@ -327,12 +334,15 @@ class RaftServer:
         self._schedule_ready()
         return future
 
-    async def _await_verdict(self, future: asyncio.Future[Reply], operation: str, timeout_s: float) -> Reply:
+    @staticmethod
+    async def _await_verdict(future: asyncio.Future[Reply], operation: str, timeout_s: float) -> Reply:
+        # Reads change nothing, so a read that timed out definitely had no effect.
+        timeout = Reply.error(504, f"no verdict within {timeout_s:g} s", definite=operation == "get")
+        timer = asyncio.get_running_loop().call_later(timeout_s, _resolve, future, timeout)
         try:
-            return await asyncio.wait_for(asyncio.shield(future), timeout_s)
-        except TimeoutError:
-            # Reads change nothing, so a read that timed out definitely had no effect.
-            return Reply.error(504, f"no verdict within {timeout_s:g} s", definite=operation == "get")
+            return await future
+        finally:
+            timer.cancel()
 
     async def _forward(self, operation: str, args: dict[str, Any], leader: str | None) -> Reply:
         if leader is None or leader == self.config.id:
