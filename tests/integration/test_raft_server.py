@@ -75,6 +75,31 @@ def test_acknowledged_writes_survive_killing_every_node_at_once(cluster: LocalCl
         assert c.get("log").value == acked
 
 
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("bugs", [(), ("stale-read",)])
+def test_a_node_cut_off_from_the_leader_serves_stale_reads_only_with_the_bug(
+        tmp_path: Path, bugs: tuple[str, ...]) -> None:
+    with LocalCluster(tmp_path / "cluster", 3, bugs=bugs) as cluster:
+        leader = cluster.wait_for_leader()
+        lagging, other = followers_of(cluster, leader)
+        with cluster.client(leader) as c:
+            assert c.put("x", "old").status == "ok"
+        cluster.wait_until(lagging, lambda s: s["applied"] >= cluster.statuses([leader])[leader]["commit"])
+        cluster.kill_node(lagging)
+        with cluster.client(leader) as c:
+            assert c.put("x", "new").status == "ok"
+        cluster.kill_node(leader)
+        cluster.kill_node(other)
+        cluster.start_node(lagging)  # alone, and it never saw "new"
+        cluster.wait_until(lagging, lambda s: s["role"] != "leader")
+        with cluster.client(lagging) as c:
+            read = c.get("x")
+    if bugs:
+        assert (read.status, read.value) == ("ok", "old")  # the anomaly the harness must catch
+    else:
+        assert read.status == "fail"
+
+
 @pytest.mark.timeout(60)
 def test_locks_and_the_fenced_resource(cluster: LocalCluster) -> None:
     leader = cluster.wait_for_leader()
