@@ -132,6 +132,7 @@ class Cgroup:
             return False
 
     def signal(self, sig: int) -> None:
+        """Send ``sig`` to every process in the cgroup; nothing when the cgroup is gone (nothing to reach)."""
         if sig == signal.SIGKILL and (self.path / "cgroup.kill").exists():
             # Atomic: also catches a process that forks while we kill.
             (self.path / "cgroup.kill").write_text("1")
@@ -150,12 +151,17 @@ class Cgroup:
             time.sleep(0.01)
 
     def freeze(self, frozen: bool) -> None:
-        (self.path / "cgroup.freeze").write_text("1" if frozen else "0")
-        if not frozen:
+        """Freeze (or thaw) every process in the cgroup; nothing when the cgroup is gone."""
+        try:
+            (self.path / "cgroup.freeze").write_text("1" if frozen else "0")
+        except FileNotFoundError:
             return
         deadline = time.monotonic() + FREEZE_WAIT_S
-        while time.monotonic() < deadline:
-            if "frozen 1" in (self.path / "cgroup.events").read_text():
+        while frozen and time.monotonic() < deadline:
+            try:
+                if "frozen 1" in (self.path / "cgroup.events").read_text():
+                    return
+            except FileNotFoundError:
                 return
             time.sleep(0.005)
 

@@ -204,6 +204,10 @@ def test_kill_and_pause_reach_a_daemon_that_left_the_process_group(
     handle.kill(signal.SIGKILL)
     assert handle.wait(10) is not None
     assert wait_for(lambda: process_gone(daemon))
+    assert not handle.alive()
+    handle.kill(signal.SIGKILL)  # a dead process: nothing to reach, nothing fails
+    handle.pause()
+    handle.resume()
 
 
 @needs_root
@@ -212,12 +216,13 @@ def test_down_removes_every_trace_and_is_idempotent(tmp_path: Path) -> None:
     run_id = fresh_run_id()
     nodes = LocalCluster(run_id, 2, log_dir=tmp_path / "nodes")
     with nodes:
-        nodes.remote("node1").spawn([sys.executable, "-c", DAEMON, str(tmp_path / "pid")])
+        handle = nodes.remote("node1").spawn([sys.executable, "-c", DAEMON, str(tmp_path / "pid")])
         daemon = read_pid(tmp_path / "pid")
         assert len(run_namespaces(run_id)) == 3  # two nodes and the switch
         assert interface_exists(host_ifname(run_id))
     assert run_namespaces(run_id) == []
     assert not interface_exists(host_ifname(run_id))
+    handle.kill(signal.SIGKILL)  # after down(): the handle is harmless
     assert wait_for(lambda: process_gone(daemon))
     cgroup = run_cgroup(run_id)
     assert cgroup is None or not cgroup.exists()
