@@ -167,6 +167,51 @@ def test_isolating_one_node_cuts_it_off_and_heal_restores(cluster: LocalCluster)
     nemesis.heal(None)  # idempotent
 
 
+# Keeps one TCP connection open and reports each round trip on it: "ok" or "lost" (no answer in time).
+PINGER = """
+import socket, sys, time
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2)
+s.settimeout(0.3)
+with open(sys.argv[3], "a", buffering=1) as out:
+    while True:
+        try:
+            s.sendall(b"p")
+            while not s.recv(1):
+                pass
+            out.write("ok\\n")
+        except socket.timeout:
+            out.write("lost\\n")
+        time.sleep(0.05)
+"""
+
+
+@needs_root
+@pytest.mark.timeout(60)
+def test_a_partition_cuts_an_established_connection_and_heal_revives_it(
+    cluster: LocalCluster, tmp_path: Path
+) -> None:
+    report = tmp_path / "pinger.out"
+    pinger = [sys.executable, "-c", PINGER, cluster.addresses["node3"], str(ECHO_PORT), str(report)]
+    cluster.remote("node1").spawn(pinger, log="pinger.log")
+
+    def lines() -> list[str]:
+        return report.read_text().split() if report.exists() else []
+
+    assert wait_for(lambda: "ok" in lines()), "no round trip before the partition"
+    nemesis = PartitionNemesis(cluster.remotes, cluster.addresses, random.Random(4))
+    try:
+        nemesis.invoke(None, nemesis_op("start-partition", {"node3": ["node1", "node2"]}))
+        seen = len(lines())
+        assert wait_for(lambda: "lost" in lines()[seen:]), (
+            "the open connection kept working across the partition"
+        )
+    finally:
+        nemesis.heal(None)
+    healed_at = len(lines())
+    # The same connection (TCP retransmits) answers again once healed.
+    assert wait_for(lambda: "ok" in lines()[healed_at:], timeout=10)
+
+
 @needs_root
 @pytest.mark.timeout(60)
 def test_random_partition_matches_its_reported_grudge(cluster: LocalCluster) -> None:
