@@ -23,8 +23,10 @@ distinct events, and a family of such holds has a non-overlapping placement iff 
 hold with no certain part must fit into a gap between the certain parts, and an open interval cannot be
 covered by several disjoint closed ones). So, without leases, the verdict is exactly that of a
 linearizability check against an owner-aware mutex model (``checkers.models.Mutex``) for histories in
-which each owner runs its ops one at a time and releases with the token it was granted — checked by
-``tests/unit/test_lock_checker.py``.
+which each owner runs its ops one at a time, releases with the token it was granted, and gets ok for a
+release only when it held the lock (the model refuses other releases; this checker lets them pass, see
+below) — checked on generated histories by ``tests/unit/test_lock_checker.py``. With leases the two
+differ by design: the model has no clock, so a grant after a lease ran out is not linearizable.
 
 Indeterminate acquires (``info``, never completed) may have held the lock from their invocation on, or
 never; they never prove a violation (the owner does not know a token to release with, and "never" is

@@ -548,3 +548,54 @@ def test_verdict_matches_linearizability_with_the_owner_mutex_model(rng, bug):
     mine = check_lock(h, lease_aware=False).details["mutual_exclusion"]["valid"]
     theirs = check_linearizable(h, Mutex(), time_limit=10).valid
     assert mine == theirs, h.operations()
+
+
+def test_leases_are_where_mutual_exclusion_and_mutex_linearizability_part():
+    # b got the lock after a's lease ran out while a never released: safe for a lease lock, but a mutex
+    # model has no clock, so it cannot be linearized (and lease_aware=False agrees with the model).
+    h = lock_history(LEASE_EVENTS, ttl_ms=100, times=[0, 1 * MS, 150 * MS, 151 * MS])
+    assert check_lock(h).valid is True
+    assert check_lock(h, lease_aware=False).valid is False
+    assert check_linearizable(h, Mutex()).valid is False
+
+
+def fenced_resource_history(rng: random.Random, clients: int = 3, steps: int = 30) -> History:
+    """Clients write with random tokens; a correct fenced resource accepts a write (ok) at one moment
+    between its invocation and completion iff its token is not below the highest accepted so far."""
+    highest = 0
+    ops: list[Op] = []
+    pending: dict[int, list[Any]] = {}  # process -> [token, outcome or None]
+    for _ in range(steps):
+        p = rng.randrange(clients)
+        if p not in pending:
+            token = rng.randint(1, 6)
+            pending[p] = [token, None]
+            ops.append(write(len(ops), "invoke", p, token))
+        elif pending[p][1] is None and rng.random() < 0.5:
+            token = pending[p][0]
+            pending[p][1] = "ok" if token >= highest else "fail"
+            highest = max(highest, token) if pending[p][1] == "ok" else highest
+        else:
+            token, outcome = pending.pop(p)
+            if outcome is None:
+                outcome = "ok" if token >= highest else "fail"
+                highest = max(highest, token) if outcome == "ok" else highest
+            ops.append(write(len(ops), outcome, p, token))
+    return History(ops)
+
+
+@settings(max_examples=100, deadline=None, derandomize=True)
+@given(st.randoms(use_true_random=False))
+def test_correct_fenced_resource_is_valid_and_an_injected_stale_write_is_found(rng):
+    h = fenced_resource_history(rng)
+    r = check_lock(h)
+    assert r.valid is True, r.explanation
+    accepted = [op.invoke.value["token"] for op in h.operations() if op.type == "ok"]
+    if not accepted or max(accepted) == 1:
+        return
+    n = len(h)
+    stale = max(accepted) - 1
+    broken = History([*h, write(n, "invoke", 99, stale), write(n + 1, "ok", 99, stale)])
+    r = check_lock(broken)
+    assert r.valid is False
+    assert r.details["fencing"]["stale_write"]["stale"]["index"] == n + 1
