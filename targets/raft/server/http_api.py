@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1024 * 1024
 MAX_HEADER_LINES = 100
 _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-            409: "Conflict", 413: "Payload Too Large", 500: "Internal Server Error",
+            409: "Conflict", 413: "Payload Too Large", 431: "Request Header Fields Too Large", 500: "Internal Server Error",
             503: "Service Unavailable", 504: "Gateway Timeout"}
 
 # Operation name -> (path, the body fields it requires).
@@ -93,24 +93,27 @@ def validate_operation(path: str, body: Any) -> tuple[str, dict[str, Any]]:
 async def _read_request(reader: asyncio.StreamReader,
                         writer: asyncio.StreamWriter) -> tuple[str, str, dict[str, str], bytes] | None:
     """(method, path, headers, body) of the next request, None at a clean end of the connection."""
-    line = await reader.readline()
-    if not line:
-        return None
-    parts = line.decode("latin-1").split()
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+    except asyncio.IncompleteReadError as e:
+        if not e.partial.strip():
+            return None
+        raise BadRequest(400, "the connection ended inside the request head") from None
+    except asyncio.LimitOverrunError:
+        raise BadRequest(431, "the request head is too large") from None
+    request_line, *header_lines = head.decode("latin-1").split("\r\n")[:-2]
+    parts = request_line.split()
     if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
         raise BadRequest(400, "malformed request line")
     method, target, _ = parts
+    if len(header_lines) > MAX_HEADER_LINES:
+        raise BadRequest(431, "too many header lines")
     headers: dict[str, str] = {}
-    for _ in range(MAX_HEADER_LINES):
-        raw = await reader.readline()
-        if raw in (b"\r\n", b"\n", b""):
-            break
-        name, sep, value = raw.decode("latin-1").partition(":")
+    for raw in header_lines:
+        name, sep, value = raw.partition(":")
         if not sep:
             raise BadRequest(400, "malformed header line")
         headers[name.strip().lower()] = value.strip()
-    else:
-        raise BadRequest(400, "too many header lines")
     if "chunked" in headers.get("transfer-encoding", "").lower():
         raise BadRequest(400, "chunked bodies are not supported; send Content-Length")
     try:
