@@ -422,7 +422,8 @@ def read_edn_history(path: str) -> History:
 
 # -- exporter ----------------------------------------------------------------------------------------
 # Which strings become keywords again (everything else that is a str is written as a string):
-#   - :type and :f always; :process when it is a string (":nemesis");
+#   - :type always; :f and a :process that is a string (":nemesis") when they are identifier-like
+#     (any str that would not read back as the same keyword stays a string, so nothing is lost);
 #   - :error when it is an identifier-like string (":timed-out"), or the first element of an error vector
 #     whose first element is one ([:temporarily-unavailable nil]), Jepsen's error convention;
 #   - in a value that is a list of micro-ops [f k v] with f in MICRO_OP_FS (Elle's and Knossos's txns),
@@ -491,13 +492,13 @@ def _is_micro_op_list(value: Any) -> bool:
     return (
         isinstance(value, (list, tuple))
         and len(value) > 0
-        and all(isinstance(m, (list, tuple)) and len(m) == 3 and m[0] in MICRO_OP_FS for m in value)
+        and all(isinstance(m, (list, tuple)) and len(m) == 3 and isinstance(m[0], str) and m[0] in MICRO_OP_FS for m in value)
     )
 
 
 def _export_value(value: Any) -> Any:
     if _is_micro_op_list(value):
-        return [[_Keyword(f), _keyword_if_identifier(k), v] for f, k, v in value]
+        return [[_keyword_if_identifier(f), _keyword_if_identifier(k), v] for f, k, v in value]
     return value
 
 
@@ -511,8 +512,9 @@ def _export_error(error: Any) -> Any:
 
 def format_op(op: Op) -> str:
     """One op as a Jepsen op map on one line."""
-    process = op.process if isinstance(op.process, int) and not isinstance(op.process, bool) else _Keyword(op.process)
-    parts = [f":index {op.index}", f":type :{op.type}", f":process {format_edn(process)}", f":f {format_edn(_Keyword(op.f))}"]
+    process = op.process if op.is_client else _keyword_if_identifier(op.process)
+    f = _keyword_if_identifier(op.f)
+    parts = [f":index {op.index}", f":type :{op.type}", f":process {format_edn(process)}", f":f {format_edn(f)}"]
     if op.key is not None:
         parts.append(f":key {format_edn(op.key)}")
     parts.append(f":value {format_edn(_export_value(op.value))}")
