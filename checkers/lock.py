@@ -131,7 +131,8 @@ class _Reader:
         return v
 
     def token(self, op: Any, value: Any) -> Any:
-        token = value.get("token") if isinstance(value, dict) else None
+        """The fencing token in a value: its "token" field (or the value itself when it is a number)."""
+        token = value.get("token") if isinstance(value, dict) else value if _is_number(value) else None
         if token is not None and (isinstance(token, bool) or not isinstance(token, (int, float))):
             raise self.error(op, f"\"token\" must be a number, got {token!r}")
         return token
@@ -141,6 +142,10 @@ class _Reader:
         if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or ttl < 0):
             raise self.error(op.invoke, f"\"ttl_ms\" must be a non-negative number, got {ttl!r}")
         return ttl
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def lock_name(op: Operation) -> Any:
@@ -178,13 +183,14 @@ def grants_of(history: History) -> list[Grant]:
             if op.type != "fail":
                 releases.append(((lock_name(op), hashable(value["owner"])), reader.token(op.invoke, value), op))
 
+    calls = {h: [g.call for g, _, _ in gs] for h, gs in holds.items()}
     tokenless_calls = {h: [(g.call, n) for n, (g, t, _) in enumerate(gs) if t is None] for h, gs in holds.items()}
     released: dict[tuple[tuple[Any, Any], int], list[Operation]] = {}
     for holder, token, rel in releases:
         mine = holds.get(holder, [])
         candidates = []
         if token is None:
-            n = bisect.bisect_left([g.call for g, _, _ in mine], rel.call) - 1
+            n = bisect.bisect_left(calls.get(holder, []), rel.call) - 1
             candidates.append(n)
         else:
             exact = by_token.get((*holder, token))

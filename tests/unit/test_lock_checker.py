@@ -243,6 +243,16 @@ def test_lock_service_without_tokens_is_checked_by_owner():
                                     "fenced_writes": 0}
 
 
+def test_ok_acquire_may_return_the_bare_token():
+    v = {"lock": "l", "owner": "a"}
+    ops = [Op(0, "invoke", 0, "acquire", v), Op(1, "ok", 0, "acquire", 7),
+           Op(2, "invoke", 0, "release", {**v, "token": 7}), Op(3, "ok", 0, "release", {**v, "token": 7}),
+           Op(4, "invoke", 1, "acquire", {"lock": "l", "owner": "b"}), Op(5, "ok", 1, "acquire", 8)]
+    r = check_lock(History(ops))
+    assert r.valid is True
+    assert r.details["fencing"]["token_order_violations"] == 0
+
+
 def test_same_owner_granted_twice_while_holding_is_reported():
     h = lock_history([
         ("invoke", "a", "acquire"), ("ok", "a", "acquire", 1),
