@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -116,6 +117,14 @@ def test_locks_and_the_fenced_resource(cluster: LocalCluster) -> None:
         assert c.write("R", "v2", second.value["token"]).status == "ok"
         stale = c.write("R", "late", token)
         assert (stale.status, stale.error) == ("fail", "stale-token")
+
+        short = c.acquire("M", "carol", 200)
+        assert short.status == "ok"
+        time.sleep(0.4)  # the lease runs out on the leader's clock
+        taken_over = c.acquire("M", "dave", 60_000)
+        assert taken_over.status == "ok" and taken_over.value["token"] > short.value["token"]
+        late_release = c.release("M", "carol", short.value["token"])
+        assert (late_release.status, late_release.error) == ("fail", "not-holder")
 
 
 @pytest.mark.timeout(60)

@@ -93,7 +93,13 @@ class _Pending:
 
 
 def wall_clock_ms() -> int:
+    """What a clock-skew nemesis moves (only the lease-read bug trusts it)."""
     return time.time_ns() // 1_000_000
+
+
+def monotonic_clock_ms() -> int:
+    """Lock leases are measured on this: it never jumps."""
+    return time.monotonic_ns() // 1_000_000
 
 
 class RaftServer:
@@ -113,7 +119,7 @@ class RaftServer:
         self.core = RaftNode(
             Config(id=config.id, peers=tuple(sorted(config.peers)), election_ticks=config.election_ticks,
                    heartbeat_ticks=config.heartbeat_ticks, tick_ms=config.tick_ms, bugs=config.bugs),
-            random.Random(seed), clock_ms, persisted)
+            random.Random(seed), clock_ms, persisted, monotonic_ms=monotonic_clock_ms)
         self.state_machine = StateMachine(config.bugs)
         self._pending = _Pending()
         self._ids = itertools.count(1)
