@@ -21,8 +21,10 @@ budget, and report a ``cycle-search-timeout`` when it runs out, so a search that
 
 from __future__ import annotations
 
+import gc
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import networkx as nx
@@ -86,6 +88,23 @@ class DependencyGraph:
 
     def count(self, kind: int) -> int:
         return sum(1 for m in self.edges.values() if m & kind)
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while building large graphs.
+
+    The checkers allocate millions of small containers that stay alive until the end; each collection
+    would re-scan all of them (about 30% of the run time at 100k txns). Nothing here creates reference
+    cycles, so plain reference counting frees everything.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def label(mask: int, allowed: int) -> int:

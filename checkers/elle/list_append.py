@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from checkers.elle.consistency import NEEDS_PROCESS, NEEDS_REALTIME, canonical_model
-from checkers.elle.graph import PROCESS, REALTIME, RW, WR, WW, DependencyGraph, find_cycles
+from checkers.elle.graph import PROCESS, REALTIME, RW, WR, WW, DependencyGraph, find_cycles, gc_paused
 from checkers.elle.report import assemble, op_ref
 from checkers.elle.txn import Txn, format_error, process_order, realtime_order, transactions
 from checkers.result import Result
@@ -203,11 +203,12 @@ def _graph(txns: Sequence[Txn], writer_of: Mapping[tuple[Any, Any], int], reads:
                         key = r * n + w
                         edges[key] = edges.get(key, 0) | RW
             prev, prev_writer = e, w
+    no_elements: set[Any] = set()
     for t in txns:
         if not included[t.id]:
             continue
         for f, k, v in t.mops:
-            if f != "append" or _element(v) in observed.get(k, ()):
+            if f != "append" or (v if type(v) is int else _element(v)) in observed.get(k, no_elements):
                 continue
             order = orders.get(k, ())
             prev = order[-1] if order else INIT
@@ -284,6 +285,7 @@ def _read_anomalies(txns: Sequence[Txn], writer_of: Mapping[tuple[Any, Any], int
     return out
 
 
+@gc_paused()
 def check_list_append(history: History, *, consistency_model: str = DEFAULT_MODEL, realtime: bool | None = None,
                       process: bool | None = None, budget_per_component: int = 1_000_000) -> Result:
     """Check a list-append history (``f`` "txn", micro-ops ``["append", k, v]`` and ``["r", k, list]``).

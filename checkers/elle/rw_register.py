@@ -24,7 +24,7 @@ from typing import Any
 import networkx as nx
 
 from checkers.elle.consistency import NEEDS_PROCESS, NEEDS_REALTIME, canonical_model
-from checkers.elle.graph import PROCESS, REALTIME, RW, WR, WW, DependencyGraph, find_cycles
+from checkers.elle.graph import PROCESS, REALTIME, RW, WR, WW, DependencyGraph, find_cycles, gc_paused
 from checkers.elle.report import assemble, op_ref
 from checkers.elle.txn import Txn, process_order, realtime_order, transactions
 from checkers.result import Result
@@ -121,6 +121,7 @@ class _RegisterExplainer:
         return "inferred version order"
 
 
+@gc_paused()
 def check_rw_register(history: History, *, consistency_model: str = DEFAULT_MODEL, realtime: bool | None = None,
                       process: bool | None = None, wfr_keys: bool = True,
                       budget_per_component: int = 1_000_000) -> Result:
