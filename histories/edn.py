@@ -209,7 +209,8 @@ def _iter_values(
                 if len(cache) < _ATOM_CACHE_LIMIT:
                     cache[token] = value
         elif group == _OPEN:
-            frame = _Frame(m.group(_OPEN), m.start(_OPEN), track_children and frame is root)
+            opener = m.group(_OPEN)
+            frame = _Frame(opener, m.start(_OPEN), track_children and frame is root and opener in "[(")
             stack.append(frame)
             continue
         elif group == _CLOSE:
@@ -528,7 +529,12 @@ def format_op(op: Op) -> str:
 
 
 def write_edn_history(history: Iterable[Op], path_or_stream: str | IO[str]) -> None:
-    """Write a history as a Jepsen EDN vector, one op map per line (readable by Elle and Knossos)."""
+    """Write a history as a Jepsen EDN vector, one op map per line (readable by Elle and Knossos).
+
+    Strings become keywords where Jepsen expects keywords: :type; :f, a string :process (:nemesis) and
+    an :error that are identifier-like; micro-op names (and identifier-like keys) of txn values; and
+    identifier-like map keys. Every other str stays a string (the full rule is above MICRO_OP_FS).
+    """
     if isinstance(path_or_stream, str):
         with open(path_or_stream, "w", encoding="utf-8") as fh:
             _write_ops(history, fh)
