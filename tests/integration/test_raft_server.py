@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import random
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from checkers.linearizable import check_linearizable
+from checkers.models import kv
+from histories.history import History
+from histories.op import Op
 from targets.raft.client import RaftClient
 from targets.raft.server.local_cluster import LocalCluster, free_port
 from targets.raft.server.storage import WAL_FILE
@@ -99,6 +105,70 @@ def test_a_node_cut_off_from_the_leader_serves_stale_reads_only_with_the_bug(
         assert (read.status, read.value) == ("ok", "old")  # the anomaly the harness must catch
     else:
         assert read.status == "fail"
+
+
+def record_clients_under_crashes(cluster: LocalCluster, *, threads: int, seconds: float, seed: int) -> History:
+    """Clients on every node doing reads, writes and cas on a few keys while a nemesis crashes nodes."""
+    started = time.monotonic_ns()
+    lock = threading.Lock()
+    ops: list[Op] = []
+    stop = threading.Event()
+
+    def record(op: Op) -> None:
+        with lock:
+            ops.append(op.with_(index=len(ops), time=time.monotonic_ns() - started))
+
+    def worker(thread: int) -> None:
+        rng = random.Random(seed * 100 + thread)
+        process = thread
+        node = cluster.ids[thread % len(cluster.ids)]
+        client = cluster.client(node, timeout=3)
+        while not stop.is_set():
+            key, f = f"k{rng.randrange(3)}", rng.choice(["read", "write", "cas"])
+            value = None if f == "read" else rng.randrange(5) if f == "write" else [rng.randrange(5), rng.randrange(5)]
+            record(Op(0, "invoke", process, f, value, key, node=node))
+            if f == "read":
+                outcome = client.get(key)
+            elif f == "write":
+                outcome = client.put(key, value)
+            else:
+                outcome = client.cas(key, *value)
+            done = outcome.value if f == "read" and outcome.status == "ok" else value
+            record(Op(0, outcome.status, process, f, done, key, node=node, error=outcome.error))
+            if outcome.status == "info":
+                process += threads  # an indeterminate op leaves its process hanging forever
+                client.close()
+                client = cluster.client(node, timeout=3)
+            if outcome.status != "ok":
+                stop.wait(0.02)  # its node may be down: do not spin
+        client.close()
+
+    def nemesis() -> None:
+        rng = random.Random(seed)
+        while not stop.wait(0.7):
+            victim = rng.choice(cluster.ids)
+            cluster.kill_node(victim)
+            stop.wait(0.5)
+            cluster.start_node(victim)
+
+    workers = [threading.Thread(target=worker, args=(t,)) for t in range(threads)] + [threading.Thread(target=nemesis)]
+    for w in workers:
+        w.start()
+    time.sleep(seconds)
+    stop.set()
+    for w in workers:
+        w.join(timeout=30)
+    return History(sorted(ops, key=lambda o: o.index))
+
+
+@pytest.mark.timeout(120)
+def test_concurrent_clients_under_crashes_see_a_linearizable_store(cluster: LocalCluster) -> None:
+    cluster.wait_for_leader()
+    history = record_clients_under_crashes(cluster, threads=6, seconds=8, seed=7)
+    completed = {t: sum(1 for o in history if o.type == t) for t in ("ok", "fail", "info")}
+    assert completed["ok"] > 50, completed  # the store kept serving through the crashes
+    result = check_linearizable(history, kv(), time_limit=60)
+    assert result.valid is True, result.explanation
 
 
 @pytest.mark.timeout(60)
