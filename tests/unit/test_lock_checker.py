@@ -8,6 +8,7 @@ the owner-aware mutex model.
 
 from __future__ import annotations
 
+import itertools
 import random
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,11 +18,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from checkers.linearizable import check_linearizable
-from checkers.lock import LockChecker, check_lock
+from checkers.lock import INF, Grant, LockChecker, check_lock, overlapping_pairs
 from checkers.models import Mutex
 from checkers.result import Checker
 from histories.errors import HistoryFormatError
-from histories.history import History
+from histories.history import History, Operation
 from histories.op import Op
 
 MS = 1_000_000
@@ -609,3 +610,52 @@ def test_correct_fenced_resource_is_valid_and_an_injected_stale_write_is_found(r
     r = check_lock(broken)
     assert r.valid is False
     assert r.details["fencing"]["stale_write"]["stale"]["index"] == n + 1
+
+
+# -- exactness of the pairwise test on arbitrary windows (incl. holds with no certain part) --------------
+
+def abstract_grant(n: int, acquire: tuple[int, int], release: tuple[int, int | None] | None) -> Grant:
+    value = {"lock": "l", "owner": n}
+    acq = Operation(Op(acquire[0], "invoke", n, "acquire", value), Op(acquire[1], "ok", n, "acquire", value))
+    rel = None
+    if release is not None:
+        done = Op(release[1], "ok", n, "release", value) if release[1] is not None else None
+        rel = Operation(Op(release[0], "invoke", n, "release", value), done)
+    return Grant("l", n, n, acq, rel, rel if rel is not None and rel.completion is not None else None, None)
+
+
+def placeable_without_overlap(grants: list[Grant]) -> bool:
+    """Brute force: some order of the grants in which each hold, placed as early as possible, fits."""
+    for order in itertools.permutations(grants):
+        t = -INF
+        for g in order:
+            start = max(t, g.acquire.call)
+            if start >= g.acquire.ret:
+                break
+            if g.first_release is None:  # holds to the end: only the last grant can
+                if g is not order[-1]:
+                    break
+                continue
+            end = max(start, g.first_release.call)
+            if g.ok_release is not None and end >= g.ok_release.ret:
+                break
+            t = end
+        else:
+            return True
+    return False
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.randoms(use_true_random=False), st.integers(2, 4))
+def test_pairwise_test_is_exact_for_any_windows(rng, n):
+    positions = rng.sample(range(4 * n), 4 * n)
+    grants = []
+    for g in range(n):
+        mine = positions[4 * g: 4 * g + 4]
+        call, rest = min(mine), [p for p in mine if p != min(mine)]
+        ret = rest.pop(rng.randrange(3))
+        kind = rng.choice(["ok", "ok", "info", "none"])
+        release = None if kind == "none" else (min(rest), max(rest) if kind == "ok" else None)
+        grants.append(abstract_grant(g, (call, ret), release))
+    _, count = overlapping_pairs(grants, [g.earliest_end for g in grants])
+    assert (count == 0) == placeable_without_overlap(grants)
