@@ -114,12 +114,14 @@ class _Positions:
 # -- parsing --------------------------------------------------------------------------------------------
 
 class _Reader:
+    """Validates lock values; errors name the file and line of the offending op."""
+
     def __init__(self, history: History):
         self.history = history
-        self.position = {op.index: pos for pos, op in enumerate(history)}
 
     def error(self, op: Any, message: str) -> HistoryFormatError:
-        line = self.history.line_of(self.position[op.index]) if op.index in self.position else None
+        position = next((pos for pos, o in enumerate(self.history) if o.index == op.index), None)
+        line = self.history.line_of(position) if position is not None else None
         return HistoryFormatError(self.history.source, line, message)
 
     def lock_value(self, op: Operation) -> dict[str, Any]:
