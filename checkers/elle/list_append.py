@@ -186,23 +186,32 @@ def _graph(txns: Sequence[Txn], writer_of: Mapping[tuple[Any, Any], int], reads:
             if w is not None and w != tid and included[w]:
                 key = w * n + tid
                 edges[key] = edges.get(key, 0) | WR
+    # Per key, walk the version order. An element whose writer is not in the graph (failed, or garbage)
+    # is skipped over: the last writer in the graph before it still precedes the next one (ww), and
+    # whoever read a state before the next writer's append still missed it (rw).
     observed: dict[Any, set[Any]] = {}
+    tails: dict[Any, tuple[int | None, list[int]]] = {}  # key -> (last writer in graph, readers since)
     for k, order in orders.items():
         seen = observed[k] = set()
-        prev, prev_writer = INIT, None
+        last_writer: int | None = None
+        pending: list[int] = list(readers.get((k, INIT), ()))
         for e in order:
             if e in seen:
                 continue  # a duplicate element: reported; its first position is its version
             seen.add(e)
             w = writer_of.get((k, e))
             if w is not None and included[w]:
-                if prev_writer is not None and included[prev_writer]:
-                    add(prev_writer, w, WW)
-                for r in readers.get((k, prev), ()):
+                if last_writer is not None and last_writer != w:
+                    key = last_writer * n + w
+                    edges[key] = edges.get(key, 0) | WW
+                for r in pending:
                     if r != w:
                         key = r * n + w
                         edges[key] = edges.get(key, 0) | RW
-            prev, prev_writer = e, w
+                last_writer, pending = w, []
+            pending.extend(readers.get((k, e), ()))
+        tails[k] = (last_writer, pending)
+    # An append no read shows came after every observed element of its key.
     no_elements: set[Any] = set()
     for t in txns:
         if not included[t.id]:
@@ -210,13 +219,10 @@ def _graph(txns: Sequence[Txn], writer_of: Mapping[tuple[Any, Any], int], reads:
         for f, k, v in t.mops:
             if f != "append" or (v if type(v) is int else _element(v)) in observed.get(k, no_elements):
                 continue
-            order = orders.get(k, ())
-            prev = order[-1] if order else INIT
-            if prev is not INIT:
-                w = writer_of.get((k, prev))
-                if w is not None and included[w]:
-                    add(w, t.id, WW)
-            for r in readers.get((k, prev), ()):
+            last_writer, pending = tails.get(k, (None, readers.get((k, INIT), [])))
+            if last_writer is not None:
+                add(last_writer, t.id, WW)
+            for r in pending:
                 add(r, t.id, RW)
     return graph
 
@@ -248,6 +254,7 @@ def _read_anomalies(txns: Sequence[Txn], writer_of: Mapping[tuple[Any, Any], int
                 bad[(k, e)] = "garbage-read"
             elif txns[w].type == "fail":
                 bad[(k, e)] = "G1a"
+    bad_keys = {k for k, _ in bad}
     reported: set[tuple[str, Any, Any]] = set()
     for tid, k, lst in reads.all:
         t = txns[tid]
@@ -258,7 +265,7 @@ def _read_anomalies(txns: Sequence[Txn], writer_of: Mapping[tuple[Any, Any], int
                 out["G1b"].append({"op": op_ref(t), "key": k, "element": last, "writer": op_ref(txns[w]),
                                    "text": f"G1b: op {t.call} read key {k!r} ending in {last!r}, an intermediate "
                                            f"state: op {txns[w].call} appended to {k!r} again afterwards"})
-        if not bad:
+        if k not in bad_keys:
             continue
         if bad.get((k, lst)) == "duplicate-elements" and ("dup", k, lst) not in reported:
             reported.add(("dup", k, lst))

@@ -247,3 +247,22 @@ def test_corpus_si_without_g_single_reports_g2_item_only():
     si = check_list_append(history, consistency_model="snapshot-isolation")
     assert "G-single" not in anomalies(si)
     assert si.valid is True  # its rw edges are adjacent: snapshot isolation allows this history
+
+
+def test_failed_append_inside_the_version_order_does_not_hide_a_cycle():
+    # x: 1 (T1), 2 (failed), 3 (T3); y: 1 (T3), 2 (T1). T1 -ww-> T3 on x skips the failed append.
+    failed = ([["append", "x", 2]], [["append", "x", 2]], "fail")
+    history = concurrent(ok(["append", "x", 1], ["append", "y", 2]), failed, ok(["append", "x", 3], ["append", "y", 1]),
+                         ok(["r", "x", [1, 2, 3]], ["r", "y", [1, 2]]))
+    result = check_list_append(history, consistency_model="read-uncommitted")
+    assert set(anomalies(result)) == {"G0", "G1a"}
+    assert result.valid is False
+
+
+def test_readers_before_a_failed_append_still_precede_the_next_committed_one():
+    # T2 read x = [1]; the next committed append (3) follows a failed one (2): T2 -rw-> T3 -wr-> T2.
+    failed = ([["append", "x", 2]], [["append", "x", 2]], "fail")
+    history = concurrent(ok(["append", "x", 1]), failed, ok(["append", "x", 3], ["append", "y", 1]),
+                         ok(["r", "x", [1]], ["r", "y", [1]]), ok(["r", "x", [1, 2, 3]]))
+    result = check_list_append(history, consistency_model="serializable")
+    assert "G-single" in anomalies(result)
