@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
 from targets.raft.core import Entry, Message
-from targets.raft.server.node import coalesce_messages
+from targets.raft.server.http_api import Reply
+from targets.raft.server.node import RaftServer, ServerConfig, coalesce_messages
 
 
 def append(to: str, prev: int, last: int, commit: int = 0) -> Message:
@@ -31,3 +38,54 @@ def test_responses_keep_the_latest_per_leader() -> None:
     older = Message("append_resp", "n2", "n1", 1, index=5)
     newer = Message("append_resp", "n2", "n1", 1, index=7)
     assert coalesce_messages([older, newer]) == [newer]
+
+
+def single_node_config(tmp_path: Path, **overrides: Any) -> ServerConfig:
+    return ServerConfig(id="n1", listen=("127.0.0.1", 0), client_listen=("127.0.0.1", 0),
+                        peers={"n1": ("127.0.0.1", 0)}, data_dir=tmp_path, tick_ms=5, **overrides)
+
+
+async def until_leader(server: RaftServer) -> None:
+    while server.core.role != "leader":
+        await asyncio.sleep(0.01)
+
+
+@pytest.mark.timeout(20)
+def test_a_single_node_serves_and_recovers_from_its_log(tmp_path: Path) -> None:
+    async def session(puts: list[Any]) -> list[Reply]:
+        server = RaftServer(single_node_config(tmp_path))
+        running = asyncio.create_task(server.run())
+        await until_leader(server)
+        replies = [await server.handle_operation("put", {"key": "k", "value": v}) for v in puts]
+        replies.append(await server.handle_operation("get", {"key": "k"}))
+        server.stop()
+        await running
+        return replies
+
+    first = asyncio.run(session([1, 2]))
+    assert [r.body["value"] for r in first] == [1, 2, 2]
+    again = asyncio.run(session([]))  # a restart replays the durable log into the state machine
+    assert again[-1].body["value"] == 2
+
+
+@pytest.mark.timeout(20)
+def test_a_failed_fsync_stops_the_node_before_anything_is_acknowledged(tmp_path: Path) -> None:
+    acknowledged: list[Reply] = []
+
+    async def session() -> None:
+        server = RaftServer(single_node_config(tmp_path))
+        running = asyncio.create_task(server.run())
+        await until_leader(server)
+
+        def broken_save(*args: Any) -> None:
+            raise OSError(28, "No space left on device")
+
+        server._wal.save = broken_save  # type: ignore[method-assign]
+        put = asyncio.create_task(server.handle_operation("put", {"key": "k", "value": 1}))
+        put.add_done_callback(lambda t: acknowledged.append(t.result()) if not t.cancelled() else None)
+        await running
+
+    with pytest.raises(SystemExit) as stopped:
+        asyncio.run(session())
+    assert stopped.value.code == 4
+    assert acknowledged == []
