@@ -149,9 +149,117 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
+# -- run / analyze / repro / cleanup ------------------------------------------------------------------------
+
+def _add_run(sub: Any) -> None:
+    from harness.workloads import WORKLOADS
+
+    p = sub.add_parser("run", help="run a test: a real cluster under faults, then check its history",
+                       description="Run a test of the internal Raft store on local nodes (network namespaces; "
+                                   "needs root) under faults, record the history, check it.")
+    p.add_argument("--target", default="raft", choices=("raft",))
+    p.add_argument("--workload", default="register", choices=WORKLOADS)
+    p.add_argument("--nemesis", default="all", metavar="KINDS",
+                   help="partition,kill,pause,clock,packet | all | none (default all)")
+    p.add_argument("--nodes", type=int, default=5)
+    p.add_argument("--remote", default="local", choices=("local",))
+    p.add_argument("--time-limit", type=float, default=20.0, metavar="S", help="seconds of operations under faults")
+    p.add_argument("--nemesis-interval", type=float, default=3.0, metavar="S",
+                   help="seconds between a fault and its healing, and between faults")
+    p.add_argument("--concurrency", type=int, default=10)
+    p.add_argument("--rate", type=float, default=100.0, metavar="R", help="ops per second, all clients together")
+    p.add_argument("--seed", type=int, help="the seed of every random choice (default: from the clock, printed)")
+    p.add_argument("--bug", action="append", default=[], metavar="NAME",
+                   help="switch on a deliberate bug of the store (repeatable)")
+    p.add_argument("--recovery", type=float, default=2.0, metavar="S", help="seconds of calm after healing")
+    p.add_argument("--store", default="runs", metavar="DIR", help="where run directories go (default runs/)")
+    p.add_argument("--name", default="", help="test name (default TARGET-WORKLOAD)")
+    p.set_defaults(run=_run_run)
+
+
+def _run_run(args: argparse.Namespace) -> int:
+    from harness.test import Test
+    from nemesis.schedule import parse_kinds
+
+    try:
+        kinds = parse_kinds(args.nemesis)
+    except ValueError as e:
+        raise UsageError(f"run: --nemesis: {e}") from None
+    seed = args.seed if args.seed is not None else int(time.time_ns() % 1_000_000_007)
+    test = Test(target=args.target, workload=args.workload, nemesis=kinds, nodes=args.nodes, remote=args.remote,
+                time_limit=args.time_limit, nemesis_interval=args.nemesis_interval, concurrency=args.concurrency,
+                rate=args.rate, seed=seed, bugs=tuple(args.bug), store=args.store, recovery_s=args.recovery,
+                name=args.name)
+    return _run_test(test)
+
+
+def _run_test(test: Any) -> int:
+    from harness.test import run
+
+    try:
+        outcome = run(test)
+    except (ConfigError, UsageError):
+        raise
+    except Exception as e:  # noqa: BLE001 - the run itself failed: one line, exit 4 (the log has the rest)
+        if "--debug" in sys.argv:
+            raise
+        print(f"error: the run failed: {type(e).__name__}: {e}", file=sys.stderr)
+        return EXIT_RUN_FAILED
+    return _EXIT_OF[outcome.valid]
+
+
+def _add_analyze(sub: Any) -> None:
+    p = sub.add_parser("analyze", help="check a stored run's history again")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory, e.g. runs/latest")
+    p.set_defaults(run=_run_analyze)
+
+
+def _run_analyze(args: argparse.Namespace) -> int:
+    from harness.store import open_run_dir
+    from harness.test import analyze
+
+    outcome = analyze(open_run_dir(args.run_dir))
+    label = {True: "VALID", False: "INVALID", "unknown": "UNKNOWN"}[outcome.valid]
+    print(f"{label}  {outcome.run_dir.path}")
+    if outcome.valid is not True and outcome.results.get("explanation"):
+        print(outcome.results["explanation"])
+    return _EXIT_OF[outcome.valid]
+
+
+def _add_repro(sub: Any) -> None:
+    p = sub.add_parser("repro", help="run a stored test again: same options, seed and fault schedule")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--store", metavar="DIR", help="where the new run goes (default: the stored test's)")
+    p.set_defaults(run=_run_repro)
+
+
+def _run_repro(args: argparse.Namespace) -> int:
+    from harness.store import open_run_dir
+    from harness.test import repro_test
+
+    return _run_test(repro_test(open_run_dir(args.run_dir), args.store))
+
+
+def _add_cleanup(sub: Any) -> None:
+    p = sub.add_parser("cleanup", help="remove what a killed run left (namespaces, processes, rules)")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    p.set_defaults(run=_run_cleanup)
+
+
+def _run_cleanup(args: argparse.Namespace) -> int:
+    from harness.cluster import cleanup_run
+    from harness.store import open_run_dir
+
+    for path in args.run_dirs:
+        run_dir = open_run_dir(path)
+        removed = cleanup_run(run_dir.run_id)
+        print(f"{run_dir.path}: " + (", ".join(removed) if removed else "nothing left"))
+    return 0
+
+
 # -- entry point -----------------------------------------------------------------------------------------
 
-COMMANDS: list[Callable[[Any], None]] = [_add_check]
+COMMANDS: list[Callable[[Any], None]] = [_add_check, _add_run, _add_analyze, _add_repro, _add_cleanup]
 
 
 def build_parser() -> argparse.ArgumentParser:

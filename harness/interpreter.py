@@ -1,0 +1,202 @@
+"""Runs a generator against real clients and a nemesis, recording every invocation and completion.
+
+One scheduler (the calling thread) asks the generator for ops, hands each to its worker thread, and
+records invocations and completions in the order they happen. Only the scheduler writes the history, so
+the recorder needs no lock; a worker only ever runs the op it was given. An op whose client raises is
+``info`` (it may have happened); after an ``info`` the worker continues as a new process
+(process + number of client workers), as in Jepsen.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from harness.generator import NEMESIS_THREAD, PENDING, Context, Generator
+from histories.op import Op
+
+log = logging.getLogger("splitbrain.interpreter")
+
+
+class Client(Protocol):
+    """A connection to one node. ``invoke`` returns the completion (ok / fail / info) of an invocation.
+
+    A client never retries an op whose effect is unknown: a timeout is ``info``, a definite refusal ``fail``.
+    """
+
+    def invoke(self, test: Any, op: Op) -> Op: ...
+
+    def close(self, test: Any) -> None: ...
+
+
+class Recorder(Protocol):
+    def append(self, op: Op) -> None: ...
+
+
+@dataclass
+class ListRecorder:
+    """Keeps the history in memory and forwards each op to ``sink`` (the JSON Lines writer)."""
+
+    sink: Callable[[Op], None] | None = None
+    ops: list[Op] = field(default_factory=list)
+
+    def append(self, op: Op) -> None:
+        self.ops.append(op)
+        if self.sink is not None:
+            self.sink(op)
+
+
+@dataclass
+class Stats:
+    """Live figures for the console line."""
+
+    started: float = field(default_factory=time.monotonic)
+    invoked: int = 0
+    ok: int = 0
+    fail: int = 0
+    info: int = 0
+    in_flight: int = 0
+    active_faults: list[str] = field(default_factory=list)
+
+
+class _Worker(threading.Thread):
+    def __init__(self, thread: Any, run_op: Callable[[Op], Op], done: queue.Queue[tuple[Any, Op]]) -> None:
+        super().__init__(name=f"worker-{thread}", daemon=True)
+        self.thread_id = thread
+        self.inbox: queue.Queue[Op | None] = queue.Queue()
+        self._run_op = run_op
+        self._done = done
+
+    def run(self) -> None:
+        while True:
+            op = self.inbox.get()
+            if op is None:
+                return
+            try:
+                completion = self._run_op(op)
+            except Exception as e:  # noqa: BLE001 - an unexpected client error: the op may have happened
+                log.warning("worker %s: %s %s raised %r; recorded as info", self.thread_id, op.f, op.value, e)
+                completion = op.with_(type="info", error=f"client raised {type(e).__name__}: {e}")
+            self._done.put((self.thread_id, completion))
+
+
+def _completion_of(invocation: Op, returned: Op) -> Op:
+    """The worker's answer, checked: same process and f as the invocation, a completion type."""
+    if returned.type not in ("ok", "fail", "info"):
+        return invocation.with_(type="info", error=f"client returned type {returned.type!r}")
+    return invocation.with_(type=returned.type, value=returned.value, error=returned.error)
+
+
+def run(test: Any, gen: Generator, *, clients: Mapping[int, Client], nemesis: Any | None, recorder: Recorder,
+        rng: random.Random, nodes_of: Mapping[Any, str] | None = None, stop: threading.Event | None = None,
+        stats: Stats | None = None, drain_timeout: float = 10.0) -> None:
+    """Drive ``gen`` until it is exhausted (or ``stop`` is set), then wait for ops in flight.
+
+    ``clients`` maps client worker number (0..n-1) to its client; the nemesis worker is ``"nemesis"``.
+    Ops still in flight ``drain_timeout`` seconds after the end stay without completion: indeterminate.
+    """
+    stop = stop or threading.Event()
+    stats = stats or Stats()
+    nodes_of = nodes_of or {}
+    t0 = time.monotonic_ns()
+    done: queue.Queue[tuple[Any, Op]] = queue.Queue()
+    n_clients = len(clients)
+    workers: dict[Any, _Worker] = {}
+    for t, client in clients.items():
+        workers[t] = _Worker(t, (lambda c: lambda op: c.invoke(test, op))(client), done)
+    if nemesis is not None:
+        workers[NEMESIS_THREAD] = _Worker(NEMESIS_THREAD, lambda op: nemesis.invoke(test, op), done)
+    process_of: dict[Any, Any] = {t: (t if t != NEMESIS_THREAD else NEMESIS_THREAD) for t in workers}
+    in_flight: dict[Any, Op] = {}
+    index = 0
+
+    def now() -> int:
+        return time.monotonic_ns() - t0
+
+    def record(op: Op) -> Op:
+        nonlocal index
+        op = op.with_(index=index, time=now())
+        index += 1
+        recorder.append(op)
+        return op
+
+    def context() -> Context:
+        free = frozenset(t for t in workers if t not in in_flight)
+        return Context(now(), free, tuple(workers), rng)
+
+    def complete(thread: Any, returned: Op) -> None:
+        nonlocal gen
+        invocation = in_flight.pop(thread)
+        op = record(_completion_of(invocation, returned))
+        stats.in_flight = len(in_flight)
+        if thread != NEMESIS_THREAD:
+            setattr(stats, op.type, getattr(stats, op.type) + 1)
+            if op.type == "info":
+                process_of[thread] += n_clients  # the old process may still be running the op
+        gen = gen.update(test, context(), op)
+
+    def wait_for_completion(timeout: float | None) -> None:
+        try:
+            thread, returned = done.get(timeout=timeout)
+        except queue.Empty:
+            return
+        complete(thread, returned)
+        while True:  # drain whatever else finished meanwhile
+            try:
+                thread, returned = done.get_nowait()
+            except queue.Empty:
+                return
+            complete(thread, returned)
+
+    for w in workers.values():
+        w.start()
+    try:
+        held: dict[str, Any] | None = None  # the next op, taken from the generator, not yet due
+        while not stop.is_set():
+            wait_for_completion(0)
+            if held is None:
+                ctx = context()
+                res = gen.op(test, ctx)
+                if res is None:
+                    break
+                value, nxt = res
+                if value is PENDING:
+                    wait_for_completion(0.05)
+                    continue
+                gen = nxt
+                held = value
+            due = held.get("time", 0)
+            wait_s = (due - now()) / 1e9
+            if wait_s > 0:
+                wait_for_completion(min(wait_s, 0.5))
+                continue
+            value, held = held, None
+            if value.get("sleep"):
+                continue
+            thread = value["thread"]
+            if thread in in_flight:
+                raise RuntimeError(f"generator scheduled an op on busy worker {thread!r}")
+            op = record(Op(index=-1, type="invoke", process=process_of[thread], f=value["f"],
+                           value=value.get("value"), key=value.get("key"),
+                           node=nodes_of.get(thread) if thread != NEMESIS_THREAD else None))
+            in_flight[thread] = op
+            stats.in_flight = len(in_flight)
+            if thread != NEMESIS_THREAD:
+                stats.invoked += 1
+            gen = gen.update(test, context(), op)
+            workers[thread].inbox.put(op)
+        deadline = time.monotonic() + drain_timeout
+        while in_flight and time.monotonic() < deadline:
+            wait_for_completion(max(0.0, min(0.2, deadline - time.monotonic())))
+        if in_flight:
+            log.warning("%d op(s) still in flight after %.0f s; they stay without completion (indeterminate)",
+                        len(in_flight), drain_timeout)
+    finally:
+        for w in workers.values():
+            w.inbox.put(None)

@@ -1,0 +1,143 @@
+"""Workloads: what the clients do (a generator), what they finish with, and how the history is checked.
+
+The generators here are pure values (harness/generator.py); their only randomness is the run's ``ctx.rng``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from checkers.result import Result, compose
+from harness.generator import Context, Generator
+from histories.history import History
+
+WORKLOADS = ("register", "lock")
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    generator: Generator          # the main phase (under faults)
+    final: Generator | None       # after healing: e.g. one read per key
+    check: Callable[[History], Result]
+
+
+# -- register: independent keys, reads / writes / cas -------------------------------------------------
+
+@dataclass(frozen=True)
+class RotatingKeys(Generator):
+    """Register ops over a window of ``active`` keys; a key retires after ``per_key`` ops and a fresh one
+    takes its place (Jepsen's independent keys): each key's history stays small enough to check."""
+
+    per_key: int = 60
+    active: int = 4
+    next_key: int = 0
+    window: tuple[tuple[int, int], ...] = ()
+
+    def op(self, test: Any, ctx: Context):
+        window = list(self.window)
+        next_key = self.next_key
+        while len(window) < self.active:
+            window.append((next_key, self.per_key))
+            next_key += 1
+        slot = ctx.rng.randrange(len(window))
+        key, left = window[slot]
+        if left <= 1:
+            window[slot] = (next_key, self.per_key)
+            next_key += 1
+        else:
+            window[slot] = (key, left - 1)
+        r = ctx.rng.random()
+        if r < 0.5:
+            value = {"f": "read", "value": None}
+        elif r < 0.75:
+            value = {"f": "write", "value": ctx.rng.randrange(5)}
+        else:
+            value = {"f": "cas", "value": [ctx.rng.randrange(5), ctx.rng.randrange(5)]}
+        value["key"] = key
+        return value, replace(self, next_key=next_key, window=tuple(window))
+
+
+def _check_register(history: History) -> Result:
+    from checkers.basic import check_stats
+    from checkers.linearizable import check_linearizable
+    from checkers.models import kv
+
+    return compose({"linearizable": check_linearizable(history, kv(None), time_limit=120),
+                    "stats": check_stats(history)})
+
+
+def register_workload(test: Any) -> Workload:
+    return Workload("register", RotatingKeys(), None, _check_register)
+
+
+# -- lock: acquire / fenced writes / release -----------------------------------------------------------
+
+LOCK_NAME, FENCED_KEY = "l", "fenced"
+
+
+@dataclass(frozen=True)
+class LockOps(Generator):
+    """Each client thread acquires the lock, writes to the fenced resource with its token, releases.
+
+    The token of a thread's last ok acquire comes from the completions the generator sees (update), so
+    releases and writes carry it in their invocation. ``ttl_ms`` is the lease a grant asks for.
+    """
+
+    ttl_ms: int = 3000
+    concurrency: int = 1
+    tokens: tuple[tuple[int, int], ...] = ()   # (thread, token) of threads that hold a grant
+    writes: int = 0
+
+    def _token(self, thread: int) -> int | None:
+        return dict(self.tokens).get(thread)
+
+    def op(self, test: Any, ctx: Context):
+        free = ctx.free_clients
+        if not free:
+            return {"f": "acquire", "value": None}, self  # OnThreads turns this into PENDING
+        thread = ctx.rng.choice(free)
+        owner = f"client-{thread}"
+        token = self._token(thread)
+        if token is None:
+            value = {"f": "acquire", "value": {"lock": LOCK_NAME, "owner": owner, "ttl_ms": self.ttl_ms}}
+            return dict(value, thread=thread), self
+        if ctx.rng.random() < 0.6:
+            v = {"key": FENCED_KEY, "value": f"{owner}-{self.writes}", "token": token}
+            return {"f": "write", "value": v, "thread": thread}, replace(self, writes=self.writes + 1)
+        v = {"lock": LOCK_NAME, "owner": owner, "token": token}
+        dropped = tuple(t for t in self.tokens if t[0] != thread)
+        return {"f": "release", "value": v, "thread": thread}, replace(self, tokens=dropped)
+
+    def update(self, test: Any, ctx: Context, event: Any):
+        if not event.is_client or event.type == "invoke":
+            return self
+        thread = event.process % self.concurrency
+        if event.f == "acquire" and event.type == "ok":
+            token = event.value.get("token") if isinstance(event.value, dict) else None
+            held = tuple(t for t in self.tokens if t[0] != thread)
+            return replace(self, tokens=held + ((thread, token),) if token is not None else held)
+        if event.f == "write" and event.type == "fail" and event.error and "stale" in str(event.error):
+            return replace(self, tokens=tuple(t for t in self.tokens if t[0] != thread))
+        return self
+
+
+def _check_lock(history: History) -> Result:
+    from checkers.basic import check_stats
+    from checkers.lock import check_lock
+
+    return compose({"lock": check_lock(history), "stats": check_stats(history)})
+
+
+def lock_workload(test: Any) -> Workload:
+    return Workload("lock", LockOps(concurrency=test.concurrency), None, _check_lock)
+
+
+def workload_named(name: str, test: Any) -> Workload:
+    if name == "register":
+        return register_workload(test)
+    if name == "lock":
+        return lock_workload(test)
+    raise ValueError(f"unknown workload {name!r}; expected one of {', '.join(WORKLOADS)}")
