@@ -141,3 +141,39 @@ def test_strict_serializable_verdict_matches_brute_force(case):
               else txns[i]) for p, (i, kind) in enumerate(events)]
     result = check_list_append(History(ops), consistency_model="strict-serializable")
     assert result.valid is _strict_order_exists(txns, events), result.explanation
+
+
+@st.composite
+def small_histories_with_outcomes(draw):
+    """Like small_histories, but some txns failed (their appends may still show up in reads: an aborted
+    read) and some are indeterminate (they may or may not have happened; their reads are unknown)."""
+    txns = draw(small_histories())
+    outcomes = draw(st.lists(st.sampled_from(["ok", "ok", "ok", "fail", "info"]), min_size=len(txns),
+                             max_size=len(txns)))
+    return txns, outcomes
+
+
+def _order_with_outcomes_exists(txns, outcomes) -> bool:
+    committed = [i for i, o in enumerate(outcomes) if o == "ok"]
+    maybe = [i for i, o in enumerate(outcomes) if o == "info"]
+    for r in range(len(maybe) + 1):
+        for chosen in itertools.combinations(maybe, r):
+            for order in itertools.permutations(committed + list(chosen)):
+                state: dict = {}
+                # an indeterminate txn's reads are unknown: only its appends take effect
+                if all(_replays(txns[i] if outcomes[i] == "ok" else [m for m in txns[i] if m[0] == "append"],
+                                state) for i in order):
+                    return True
+    return False
+
+
+@settings(max_examples=300, deadline=None)
+@given(case=small_histories_with_outcomes())
+def test_serializable_verdict_with_failed_and_indeterminate_txns_matches_brute_force(case):
+    txns, outcomes = case
+    invokes = [[[f, k, None if f == "r" else v] for f, k, v in t] for t in txns]
+    ops = [Op(i, "invoke", i, "txn", invokes[i]) for i in range(len(txns))]
+    ops += [Op(len(txns) + i, outcome, i, "txn", txns[i] if outcome == "ok" else invokes[i])
+            for i, outcome in enumerate(outcomes)]
+    result = check_list_append(History(ops), consistency_model="serializable")
+    assert result.valid is _order_with_outcomes_exists(txns, outcomes), result.explanation
