@@ -13,10 +13,11 @@ process order; plus real-time order) it looks for, in this order:
 - G2-item: a closed walk with two or more rw edges.
 
 A type is skipped when an anomaly already found in the component implies it (G0 implies G1c, G-single
-implies G-nonadjacent and G2-item, a base anomaly implies its -process and -realtime variants). The
-searches for G0, G1c and G-nonadjacent are exact; G-single and G2-item run breadth-first searches under a
-budget, and report a ``cycle-search-timeout`` when it runs out, so a search that gave up never reads as
-"no anomaly".
+implies G-nonadjacent and G2-item, a base anomaly implies its -process and -realtime variants). Every
+search decides exactly whether its cycle exists (G-single by reachability bit sets over a condensation).
+Paths are found by breadth-first searches under a budget; a search that runs out (or a G-single search
+too large for bit sets) reports a ``cycle-search-timeout``, so a search that gave up never reads as "no
+anomaly".
 """
 
 from __future__ import annotations
@@ -233,24 +234,47 @@ def _g1c(adj: Adjacency, nodes: set[int], extra: int, budget: _Budget) -> list[S
     return None
 
 
+# The exact G-single search keeps one bit set per dependency component; above this many bits in total
+# it falls back to breadth-first searches under the budget.
+_REACHABILITY_BITS = 2_000_000_000
+
+
 def _g_single(adj: Adjacency, nodes: set[int], extra: int, budget: _Budget) -> list[Step] | None:
-    """One rw edge u -> v closed by a path v -> u of non-rw edges."""
+    """One rw edge u -> v closed by a path v -> u of non-rw edges.
+
+    Exact: over the condensation (a DAG) of the non-rw subgraph, each component learns, as a bit set,
+    which rw sources it reaches; an rw edge u -> v closes a cycle iff v's component reaches u's.
+    """
     dep = WW | WR | extra
     rw_edges = [(u, v) for u in nodes for v, mask in adj[u] if label(mask, dep | RW) == RW]
     if not rw_edges:
         return None
-    comp_of: dict[int, int] = {}
-    for i, comp in enumerate(_components(nodes, adj, dep)):
-        for x in comp:
-            comp_of[x] = i
-    # Cheap case first: both ends in one component of the dependency subgraph.
+    g = nx.DiGraph()
+    g.add_nodes_from(nodes)
+    g.add_edges_from((u, v) for u in nodes for v, mask in adj[u] if label(mask, dep))
+    dag = nx.condensation(g)
+    comp_of: dict[int, int] = dag.graph["mapping"]
+    sources = {comp_of[u] for u, _ in rw_edges}
+    if len(sources) * dag.number_of_nodes() > _REACHABILITY_BITS:
+        return _g_single_by_search(adj, rw_edges, dep, budget)
+    bit = {c: 1 << i for i, c in enumerate(sources)}
+    reach: dict[int, int] = {}
+    for c in reversed(list(nx.topological_sort(dag))):
+        r = bit.get(c, 0)
+        for d in dag.successors(c):
+            r |= reach[d]
+        reach[c] = r
     for u, v in rw_edges:
-        if u in comp_of and comp_of.get(v) == comp_of[u]:
-            back = _bfs_path(adj, v, u, dep, budget)
-            if back is not None:
-                return [(u, v, RW), *back]
-    # Otherwise v may still reach u through the dependency DAG between those components: one
-    # breadth-first tree per distinct rw target answers every rw edge into it.
+        if reach[comp_of[v]] & bit[comp_of[u]]:
+            back = _bfs_path(adj, v, u, dep, _Budget(len(nodes) + 1))  # exists: one BFS finds it
+            assert back is not None
+            return [(u, v, RW), *back]
+    return None
+
+
+def _g_single_by_search(adj: Adjacency, rw_edges: list[tuple[int, int]], dep: int,
+                        budget: _Budget) -> list[Step] | None:
+    """One breadth-first tree per distinct rw target answers every rw edge into it (budgeted)."""
     sources_of: dict[int, list[int]] = {}
     for u, v in rw_edges:
         sources_of.setdefault(v, []).append(u)
