@@ -381,7 +381,9 @@ def _op_from_map(record: Any, position: int, file: str | None, line: int) -> Op:
 
 def _describe(value: Any) -> str:
     if isinstance(value, list):
-        return "a vector or list"
+        return "a vector, list or set"
+    if isinstance(value, frozenset):
+        return "a set"
     if isinstance(value, str):
         return f"{value!r}"
     if value is None:
@@ -401,9 +403,8 @@ def history_from_edn_text(text: str, file: str | None = None) -> History:
             raise HistoryFormatError(
                 file, line, "expected a single vector of ops or a stream of op maps, found a second top-level value"
             )
-        if n == 0 and isinstance(value, list):
+        if n == 0 and child_starts is not None:  # a top-level vector or list (not a set) of ops
             first_was_collection = True
-            assert child_starts is not None and len(child_starts) == len(value)
             for element, element_start in zip(value, child_starts, strict=True):
                 element_line = lines.line(element_start)
                 ops.append(_op_from_map(element, len(ops), file, element_line))

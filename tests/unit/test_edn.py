@@ -161,6 +161,27 @@ def test_malformed_edn_names_file_line_and_what_was_expected(text: str, line: in
     assert str(caught.value).startswith(f"h.edn:{line}: ")
 
 
+_edn_fragments = st.sampled_from(
+    list('[](){}#_:;"\\ ,\n0123456789+-./abxyNME^\'`~@%&*!?<>=|')
+    + ["nil", ":type", ":invoke", ":process", ":f", "##", "#{", "#_", "\\u00", "1/0", "{:process 0, :type :invoke, :f :read}"]
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_edn_fragments, max_size=30).map("".join))
+def test_any_text_reads_or_fails_with_a_history_format_error_naming_a_real_line(text: str) -> None:
+    # Never an IndexError, KeyError, RecursionError...: the CLI turns only HistoryFormatError into one line.
+    last_line = text.count("\n") + 1
+    try:
+        list(parse_edn(text, "f.edn"))
+    except HistoryFormatError as e:
+        assert e.line is not None and 1 <= e.line <= last_line
+    try:
+        history_from_edn_text(text, "f.edn")
+    except HistoryFormatError as e:
+        assert e.line is None or 1 <= e.line <= last_line
+
+
 # -- histories ----------------------------------------------------------------------------------------
 def write(tmp_path: Path, text: str, name: str = "h.edn") -> str:
     path = tmp_path / name
@@ -247,6 +268,7 @@ def test_an_empty_history_file_reads_as_an_empty_history(tmp_path: Path) -> None
         ("[{:process 0, :type :invoke, :f :read, :time 1.5}]", 1, "expected :time to be an integer"),
         ("[{:process 0, :type :invoke, :f :read, :node 3}]", 1, "expected :node to be a string"),
         ("[{:process 0, :type :invoke, :f :read}]\n[]", 2, "found a second top-level value"),
+        ("#{{:process 0, :type :invoke, :f :read}}", 1, "expected an op map {:process .. :type .. :f ..}, found a vector, list or set"),
         # well-formed EDN, inconsistent history: pairing errors name the line of the op
         ("[{:process 0, :type :invoke, :f :read}\n {:process 0, :type :ok, :f :read}\n {:process 3, :type :ok, :f :read}]",
          3, "has no open invocation"),
