@@ -9,22 +9,39 @@ from typing import Any
 import pytest
 
 from targets.raft.core import Entry, Message
+from targets.raft.server.coalesce import coalesce_messages
 from targets.raft.server.http_api import Reply
-from targets.raft.server.node import RaftServer, ServerConfig, coalesce_messages
+from targets.raft.server.node import RaftServer, ServerConfig
 
 
-def append(to: str, prev: int, last: int, commit: int = 0) -> Message:
-    entries = tuple(Entry(1, i, {"op": "put", "key": "k", "value": i}) for i in range(prev + 1, last + 1))
-    return Message("append", "n1", to, 1, log_term=1 if prev else 0, index=prev, entries=entries, commit=commit)
+def append(to: str, prev: int, last: int, commit: int = 0, term: int = 1) -> Message:
+    entries = tuple(Entry(term, i, {"op": "put", "key": "k", "value": i}) for i in range(prev + 1, last + 1))
+    return Message("append", "n1", to, term, log_term=term if prev else 0, index=prev, entries=entries,
+                   commit=commit)
 
 
-def test_only_the_newest_replication_message_per_peer_and_type_is_sent() -> None:
-    heartbeat_2 = Message("heartbeat", "n1", "n2", 1, context="1")
-    heartbeat_2_later = Message("heartbeat", "n1", "n2", 1, context="2")
-    messages = [append("n2", 4, 5), append("n3", 4, 5), heartbeat_2, append("n2", 4, 6, commit=4),
-                append("n3", 4, 6, commit=4), heartbeat_2_later]
-    assert coalesce_messages(messages) == [append("n2", 4, 6, commit=4), append("n3", 4, 6, commit=4),
-                                           heartbeat_2_later]
+def test_pipelined_appends_to_a_peer_are_merged_into_one() -> None:
+    pipelined = [append("n2", 4, 5), append("n3", 4, 5), append("n2", 5, 7, commit=4), append("n3", 5, 6),
+                 append("n2", 7, 7, commit=5)]  # the last one only carries a newer commit
+    assert coalesce_messages(pipelined) == [append("n2", 4, 7, commit=5), append("n3", 4, 6)]
+
+
+def test_overlapping_appends_merge_to_their_union() -> None:
+    assert coalesce_messages([append("n2", 4, 8), append("n2", 6, 10, commit=3)]) == [append("n2", 4, 10, commit=3)]
+    assert coalesce_messages([append("n2", 4, 8), append("n2", 5, 6, commit=3)]) == [append("n2", 4, 8, commit=3)]
+
+
+def test_appends_that_cannot_be_one_message_are_all_sent() -> None:
+    gap = [append("n2", 4, 5), append("n2", 7, 8)]
+    restart = [append("n2", 4, 5), append("n2", 2, 5)]  # after a rejection, from further back
+    new_term = [append("n2", 4, 5), append("n2", 5, 6, term=2)]
+    for messages in (gap, restart, new_term):
+        assert coalesce_messages(messages) == messages
+
+
+def test_only_the_newest_heartbeat_round_per_peer_is_sent() -> None:
+    rounds = [Message("heartbeat", "n1", peer, 1, commit=3, context=str(seq)) for seq in (1, 2) for peer in ("n2", "n3")]
+    assert coalesce_messages(rounds) == rounds[2:]
 
 
 def test_election_messages_are_never_dropped() -> None:
@@ -34,10 +51,10 @@ def test_election_messages_are_never_dropped() -> None:
     assert coalesce_messages(votes) == votes
 
 
-def test_responses_keep_the_latest_per_leader() -> None:
-    older = Message("append_resp", "n2", "n1", 1, index=5)
-    newer = Message("append_resp", "n2", "n1", 1, index=7)
-    assert coalesce_messages([older, newer]) == [newer]
+def test_responses_keep_the_highest_acknowledgement_and_every_rejection() -> None:
+    acks = [Message("append_resp", "n2", "n1", 1, index=i) for i in (5, 9, 7)]
+    reject = Message("append_resp", "n2", "n1", 1, index=9, reject=True, reject_hint=6)
+    assert coalesce_messages([acks[0], reject, acks[1], acks[2]]) == [reject, acks[1]]
 
 
 def single_node_config(tmp_path: Path, **overrides: Any) -> ServerConfig:

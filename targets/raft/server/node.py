@@ -20,7 +20,7 @@ import itertools
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +37,7 @@ from targets.raft.core import (
     Ready,
     StateMachine,
 )
+from targets.raft.server.coalesce import coalesce_messages
 from targets.raft.server.http_api import OPERATIONS, HttpApi, Reply
 from targets.raft.server.storage import DurableLog
 from targets.raft.server.transport import PeerTransport
@@ -367,26 +368,6 @@ class RaftServer:
             return await self._await_verdict(future, operation, self.config.request_timeout_s + FORWARD_GRACE_S)
         finally:
             self._pending.forwards.pop(forward_id, None)
-
-
-# The core emits one append per proposal and one heartbeat round per read; within one Ready, the last
-# message of these kinds to a peer carries everything the earlier ones did (the newest log suffix from
-# that peer's next index, the newest commit, the newest read round, which confirms all earlier rounds).
-_COALESCED_TYPES = frozenset(("append", "heartbeat", "append_resp", "heartbeat_resp"))
-
-
-def coalesce_messages(messages: Sequence[Message]) -> list[Message]:
-    """Drop every replication message superseded by a later one of the same type to the same peer.
-
-    Always safe: Raft tolerates the loss of any message. It keeps replication linear instead of
-    quadratic when many clients propose at once (group commit on the wire).
-    """
-    last_of_kind: dict[tuple[str, str], int] = {}
-    for position, message in enumerate(messages):
-        if message.type in _COALESCED_TYPES:
-            last_of_kind[(message.to, message.type)] = position
-    return [m for position, m in enumerate(messages)
-            if m.type not in _COALESCED_TYPES or last_of_kind[(m.to, m.type)] == position]
 
 
 def _resolve(future: asyncio.Future[Reply], reply: Reply) -> None:
