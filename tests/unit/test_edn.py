@@ -289,6 +289,7 @@ def test_bad_histories_name_file_and_line(tmp_path: Path, text: str, line: int, 
     assert (caught.value.file, caught.value.line) == (path, line)
     assert fragment in caught.value.message
     assert "\n" not in str(caught.value)
+    assert str(caught.value).startswith(f"{path}:{line}: ")
 
 
 # -- exporter -----------------------------------------------------------------------------------------

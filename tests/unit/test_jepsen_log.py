@@ -112,6 +112,7 @@ def test_malformed_op_lines_name_file_and_line(tmp_path: Path, text: str, line: 
         read_jepsen_log(path)
     assert (caught.value.file, caught.value.line) == (path, line)
     assert fragment in caught.value.message
+    assert str(caught.value).startswith(f"{path}:{line}: ")
 
 
 @pytest.mark.parametrize(
