@@ -16,11 +16,13 @@ observed, which proves they committed. Failed txns did not happen; reading their
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from checkers.elle.consistency import NEEDS_PROCESS, NEEDS_REALTIME, canonical_model
+from checkers.elle.explain import write_cycle_dots
 from checkers.elle.graph import PROCESS, REALTIME, RW, WR, WW, DependencyGraph, find_cycles, gc_paused
 from checkers.elle.report import assemble, op_ref
 from checkers.elle.txn import Txn, format_error, process_order, realtime_order, transactions
@@ -348,8 +350,12 @@ class ListAppendChecker:
         self.process = process
 
     def check(self, test: Any, history: History, opts: Mapping[str, Any]) -> Result:
+        """``opts["directory"]``, when given, receives one DOT file per cycle in its ``elle/`` folder."""
         opts = opts or {}
-        return check_list_append(
+        result = check_list_append(
             history,
             consistency_model=opts.get("consistency_model", opts.get("consistency-model", self.consistency_model)),
             realtime=opts.get("realtime", self.realtime), process=opts.get("process", self.process))
+        if opts.get("directory") and result.details.get("cycles"):
+            write_cycle_dots(result.details["cycles"], os.path.join(opts["directory"], "elle"))
+        return result

@@ -11,8 +11,9 @@ from checkers.elle.graph import KIND_NAMES, Cycle, SearchOutcome
 from checkers.elle.txn import Txn
 from checkers.result import Result
 
-# Text explanations list at most this many examples of one anomaly type (details keep them all).
+# The text explanation shows this many examples of one anomaly type; details keep up to KEPT_PER_TYPE.
 EXPLAINED_PER_TYPE = 5
+KEPT_PER_TYPE = 1000
 
 
 def cycle_details(cycle: Cycle, txns: Sequence[Txn], explainer: EdgeExplainer) -> dict[str, Any]:
@@ -37,12 +38,22 @@ def assemble(*, consistency_model: str, anomalies: Mapping[str, list[dict[str, A
              txns: Sequence[Txn], explainer: EdgeExplainer, stats: dict[str, Any],
              notes: Sequence[str] = ()) -> Result:
     """The Result: ``valid`` False iff an anomaly the model forbids is present; "unknown" when a cycle
-    search gave up and nothing forbidden was found; details list anomalies, cycles and ruled-out models."""
-    found: dict[str, list[dict[str, Any]]] = {k: list(v) for k, v in anomalies.items() if v}
-    cycles = [cycle_details(c, txns, explainer) for c in outcome.cycles]
-    for c in cycles:
-        found.setdefault(c["anomaly"], []).append(c)
-    names = sorted(found, key=anomaly_order)
+    search gave up and nothing forbidden was found.
+
+    details: ``anomaly_types`` (every type found, most basic first), ``anomaly_counts``, ``anomalies``
+    (non-cycle cases per type), ``cycles`` (each with its anomaly type, txns, steps, text and DOT),
+    ``not`` (the weakest models the history violates) and ``also_not`` (the stronger ones). At most
+    ``KEPT_PER_TYPE`` cases of one type are kept; the counts are complete.
+    """
+    counts: dict[str, int] = {k: len(v) for k, v in anomalies.items() if v}
+    kept: list[Cycle] = []
+    for c in outcome.cycles:
+        counts[c.anomaly] = counts.get(c.anomaly, 0) + 1
+        if counts[c.anomaly] <= KEPT_PER_TYPE:
+            kept.append(c)
+    cycles = [cycle_details(c, txns, explainer) for c in kept]
+    cases = {k: v[:KEPT_PER_TYPE] for k, v in anomalies.items() if v}
+    names = sorted(counts, key=anomaly_order)
     forbidden = forbidden_anomalies(consistency_model)
     violated = [a for a in names if a in forbidden]
     impossible = impossible_models(names)
@@ -56,7 +67,8 @@ def assemble(*, consistency_model: str, anomalies: Mapping[str, list[dict[str, A
     details: dict[str, Any] = {
         "consistency_model": consistency_model,
         "anomaly_types": names,
-        "anomalies": {a: found[a] for a in names},
+        "anomaly_counts": {a: counts[a] for a in names},
+        "anomalies": {a: cases[a] for a in names if a in cases},
         "cycles": cycles,
         "not": weakest,
         "also_not": sorted(impossible - set(weakest)),
@@ -66,11 +78,16 @@ def assemble(*, consistency_model: str, anomalies: Mapping[str, list[dict[str, A
         details["cycle_search_timeout"] = {"component_sizes": outcome.timeouts}
     if notes:
         details["notes"] = list(notes)
-    return Result(valid, details, _explanation(consistency_model, violated, names, found, weakest, outcome, notes))
+    texts: dict[str, list[str]] = {name: [c["text"] for c in v] for name, v in cases.items()}
+    for c in cycles:
+        texts.setdefault(c["anomaly"], []).append(c["text"])
+    return Result(valid, details, _explanation(consistency_model, violated, names, counts, texts, weakest,
+                                               outcome, notes))
 
 
-def _explanation(model: str, violated: list[str], names: list[str], found: Mapping[str, list[dict[str, Any]]],
-                 weakest: list[str], outcome: SearchOutcome, notes: Sequence[str]) -> str:
+def _explanation(model: str, violated: list[str], names: list[str], counts: Mapping[str, int],
+                 texts: Mapping[str, list[str]], weakest: list[str], outcome: SearchOutcome,
+                 notes: Sequence[str]) -> str:
     lines: list[str] = []
     if violated:
         lines.append(f"not {model}: found {', '.join(violated)}"
@@ -81,11 +98,9 @@ def _explanation(model: str, violated: list[str], names: list[str], found: Mappi
         lines.append(f"cycle search gave up in components of sizes {outcome.timeouts}: "
                      "anomalies there may be missing")
     for name in names:
-        cases = found[name]
-        for case in cases[:EXPLAINED_PER_TYPE]:
-            lines.append(case["text"] if "text" in case else f"{name}: {case}")
-        if len(cases) > EXPLAINED_PER_TYPE:
-            lines.append(f"... and {len(cases) - EXPLAINED_PER_TYPE} more {name}")
+        for text in texts.get(name, [])[:EXPLAINED_PER_TYPE]:
+            lines.append(text)
+        if counts[name] > EXPLAINED_PER_TYPE:
+            lines.append(f"... and {counts[name] - EXPLAINED_PER_TYPE} more {name}")
     lines.extend(notes)
     return "\n".join(lines)
-

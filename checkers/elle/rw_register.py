@@ -17,6 +17,7 @@ another txn's non-final write is G1b.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,7 @@ from typing import Any
 import networkx as nx
 
 from checkers.elle.consistency import NEEDS_PROCESS, NEEDS_REALTIME, canonical_model
+from checkers.elle.explain import write_cycle_dots
 from checkers.elle.graph import PROCESS, REALTIME, RW, WR, WW, DependencyGraph, find_cycles, gc_paused
 from checkers.elle.report import assemble, op_ref
 from checkers.elle.txn import Txn, process_order, realtime_order, transactions
@@ -91,6 +93,7 @@ class _RegisterExplainer:
     writer_of: Mapping[tuple[Any, Any], int]
     views: Sequence[_TxnView]
     version_edges: Mapping[Any, set[tuple[Any, Any]]]
+    witnesses: Mapping[tuple[Any, Any, Any], int]  # (key, a, b) -> the op that read a and wrote b
 
     def data_reason(self, a: Txn, b: Txn, kind: int, names: dict[int, str]) -> str:
         A, B = names[a.id], names[b.id]
@@ -115,10 +118,8 @@ class _RegisterExplainer:
     def _why(self, k: Any, prev: Any, v: Any) -> str:
         if prev is INIT:
             return "every key starts at nil"
-        for view in self.views:
-            if view.external_reads.get(k) == prev and view.final_writes.get(k) == v:
-                return "a txn read the first and then wrote the second"
-        return "inferred version order"
+        witness = self.witnesses.get((k, prev, v))
+        return f"op {witness} read the first and then wrote the second" if witness is not None else "inferred"
 
 
 @gc_paused()
@@ -179,6 +180,7 @@ def check_rw_register(history: History, *, consistency_model: str = DEFAULT_MODE
 
     # Version orders: (a, b) = a directly precedes b on key k.
     version_edges: dict[Any, set[tuple[Any, Any]]] = {}
+    witnesses: dict[tuple[Any, Any, Any], int] = {}
     if wfr_keys:
         for t, view in zip(txns, views, strict=True):
             if t.type != "ok":
@@ -187,6 +189,7 @@ def check_rw_register(history: History, *, consistency_model: str = DEFAULT_MODE
                 b = view.final_writes.get(k)
                 if b is not None and b != a and (a is INIT or writer_of.get((k, a)) is not None):
                     version_edges.setdefault(k, set()).add((a, b))
+                    witnesses.setdefault((k, a, b), t.call)
     for (k, v), w in writer_of.items():
         if included[w]:
             version_edges.setdefault(k, set()).add((INIT, v))  # every key starts at nil
@@ -228,7 +231,7 @@ def check_rw_register(history: History, *, consistency_model: str = DEFAULT_MODE
     stats = {"txns": len(txns), "in_graph": len(members), "edges": len(graph.edges),
              "version_order_edges": sum(len(e) for e in version_edges.values())}
     return assemble(consistency_model=model, anomalies=anomalies, outcome=outcome, txns=txns,
-                    explainer=_RegisterExplainer(writer_of, views, version_edges), stats=stats)
+                    explainer=_RegisterExplainer(writer_of, views, version_edges, witnesses), stats=stats)
 
 
 class RwRegisterChecker:
@@ -242,9 +245,13 @@ class RwRegisterChecker:
         self.wfr_keys = wfr_keys
 
     def check(self, test: Any, history: History, opts: Mapping[str, Any]) -> Result:
+        """``opts["directory"]``, when given, receives one DOT file per cycle in its ``elle/`` folder."""
         opts = opts or {}
-        return check_rw_register(
+        result = check_rw_register(
             history,
             consistency_model=opts.get("consistency_model", opts.get("consistency-model", self.consistency_model)),
             realtime=opts.get("realtime", self.realtime), process=opts.get("process", self.process),
             wfr_keys=opts.get("wfr_keys", self.wfr_keys))
+        if opts.get("directory") and result.details.get("cycles"):
+            write_cycle_dots(result.details["cycles"], os.path.join(opts["directory"], "elle"))
+        return result

@@ -73,7 +73,8 @@ def test_g0_cycle_explained_with_both_ww_edges():
                          ok(["r", "x", [1, 2]], ["r", "y", [2, 1]]))
     result = check_list_append(history, consistency_model="read-uncommitted")
     assert result.valid is False
-    (cycle,) = result.details["anomalies"]["G0"]
+    (cycle,) = result.details["cycles"]
+    assert cycle["anomaly"] == "G0"
     assert [s["kind"] for s in cycle["steps"]] == ["ww", "ww"]
     reasons = " ".join(s["reason"] for s in cycle["steps"])
     assert "appended 2 after" in reasons and "appended 1 after" in reasons
@@ -83,7 +84,8 @@ def test_g0_cycle_explained_with_both_ww_edges():
 def test_g_single_text_names_the_read_and_the_missed_append():
     history = concurrent(ok(["append", 8, 1], ["append", 9, 3]), ok(["r", 8, []], ["r", 9, [3]]))
     result = check_list_append(history, consistency_model="snapshot-isolation")
-    (cycle,) = result.details["anomalies"]["G-single"]
+    (cycle,) = result.details["cycles"]
+    assert cycle["anomaly"] == "G-single"
     text = cycle["text"]
     assert "T2 read T1's append of 3 to key 9 (wr)" in text or "T1 read T2's append of 3 to key 9 (wr)" in text
     assert "read key 8 empty" in text and "(rw)" in text
@@ -111,7 +113,8 @@ def test_g_nonadjacent_is_found_and_forbidden_by_snapshot_isolation():
     result = check_list_append(history, consistency_model="snapshot-isolation")
     assert anomalies(result) == ["G-nonadjacent"]
     assert result.valid is False
-    (cycle,) = result.details["anomalies"]["G-nonadjacent"]
+    (cycle,) = result.details["cycles"]
+    assert cycle["anomaly"] == "G-nonadjacent"
     assert sorted(s["kind"] for s in cycle["steps"]) == ["rw", "rw", "wr", "wr"]
 
 
@@ -274,3 +277,15 @@ def test_a_cycle_search_that_runs_out_of_budget_is_unknown_not_valid():
     assert result.valid == "unknown"
     assert result.details["cycle_search_timeout"] == {"component_sizes": [2]}
     assert "gave up" in result.explanation
+
+
+def test_counts_are_complete_while_kept_cases_and_text_are_capped(monkeypatch):
+    import checkers.elle.report as report
+
+    monkeypatch.setattr(report, "KEPT_PER_TYPE", 2)
+    monkeypatch.setattr(report, "EXPLAINED_PER_TYPE", 1)
+    history = concurrent(*[ok(["r", k, [99]]) for k in "abc"])
+    result = check_list_append(history)
+    assert result.details["anomaly_counts"] == {"garbage-read": 3}
+    assert len(result.details["anomalies"]["garbage-read"]) == 2
+    assert "... and 2 more garbage-read" in result.explanation

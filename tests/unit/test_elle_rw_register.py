@@ -183,3 +183,14 @@ def _serial_order_exists(txns) -> bool:
         if good:
             return True
     return False
+
+
+def test_ww_explanation_names_the_txn_that_justifies_the_version_order(tmp_path):
+    history = concurrent(ok(["w", "x", 1], ["r", "y", 2], ["w", "y", 1]),
+                         ok(["r", "x", 1], ["w", "x", 2], ["w", "y", 2]))
+    result = RwRegisterChecker("read-uncommitted").check(None, history, {"directory": str(tmp_path)})
+    (cycle,) = result.details["cycles"]
+    reasons = [s["reason"] for s in cycle["steps"]]
+    assert any("wrote 2 to key 'x' after" in r and "op 1 read the first and then wrote the second" in r
+               for r in reasons)
+    assert [p.name for p in (tmp_path / "elle").iterdir()] == ["G0-0.dot"]
