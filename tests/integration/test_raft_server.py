@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import signal
 import subprocess
 import sys
 import threading
@@ -223,6 +224,22 @@ def test_a_write_accepted_by_a_leader_that_then_loses_its_quorum_is_indeterminat
             read = c.get("k")
     assert (write.status, write.error) == ("info", "no verdict within 1 s")  # it may yet commit
     assert read.status == "fail"  # a read that was not confirmed changed nothing
+
+
+@pytest.mark.timeout(60)
+def test_sigterm_stops_every_node_cleanly_even_with_clients_connected(cluster: LocalCluster) -> None:
+    leader = cluster.wait_for_leader()
+    clients = [cluster.client(node) for node in cluster.ids]
+    try:
+        for c in clients:
+            assert c.put("k", "v").status == "ok"  # each keeps its connection open
+        for node in [*followers_of(cluster, leader), leader]:
+            process = cluster.processes[node]
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=20) == 0
+    finally:
+        for c in clients:
+            c.close()
 
 
 @pytest.mark.timeout(30)

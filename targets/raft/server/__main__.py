@@ -6,7 +6,8 @@
 
 ``--listen`` is where peers reach this node; clients speak HTTP on ``--client-listen``, by default the
 same host with the port plus 1000 (7001 -> 8001). Exit codes: 0 stopped by SIGTERM/SIGINT, 3 bad
-options, 4 the node cannot start (damaged log, address in use). Logs go to stderr with timestamps.
+options, 4 the node cannot start (damaged log, address in use) or its disk failed, 5 a second
+signal while stopping. Logs go to stderr with timestamps.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -25,6 +27,7 @@ from targets.raft.server.transport import parse_address
 
 EXIT_BAD_OPTIONS = 3
 EXIT_CANNOT_START = 4
+EXIT_SIGNALLED_TWICE = 5
 CLIENT_PORT_OFFSET = 1000
 
 log = logging.getLogger("targets.raft.server")
@@ -106,8 +109,18 @@ def config_from_args(argv: list[str]) -> ServerConfig:
 async def serve(config: ServerConfig) -> None:
     server = RaftServer(config)
     loop = asyncio.get_running_loop()
+    signals_seen = 0
+
+    def on_signal() -> None:
+        nonlocal signals_seen
+        signals_seen += 1
+        if signals_seen > 1:
+            os._exit(EXIT_SIGNALLED_TWICE)  # a stop that hangs must not keep the node alive
+        log.info("%s: stopping", config.id)
+        server.stop()
+
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, server.stop)
+        loop.add_signal_handler(signum, on_signal)
     await server.run()
 
 

@@ -20,12 +20,13 @@ Keys and values are any JSON, so bodies (not URLs) carry them.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+
+from targets.raft.server.transport import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -153,10 +154,7 @@ class HttpApi:
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
-        for task in list(self._connections):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(list(self._connections))
 
     async def _dispatch(self, method: str, path: str, body: bytes) -> Reply:
         if path == "/status":

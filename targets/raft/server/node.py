@@ -40,7 +40,7 @@ from targets.raft.core import (
 from targets.raft.server.coalesce import coalesce_messages
 from targets.raft.server.http_api import OPERATIONS, HttpApi, Reply
 from targets.raft.server.storage import DurableLog
-from targets.raft.server.transport import PeerTransport
+from targets.raft.server.transport import PeerTransport, cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -146,9 +146,7 @@ class RaftServer:
         try:
             await self._stopped.wait()
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await cancel_and_wait(tasks)
             await self.http.stop()
             await self.transport.stop()
             self._disk.shutdown(wait=True)  # a write in flight finishes before the file closes

@@ -10,12 +10,11 @@ requests and their replies).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import socket
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +29,7 @@ CONNECT_TIMEOUT_S = 1.0
 USER_TIMEOUT_MS = 2000
 BACKOFF_MIN_S = 0.05
 BACKOFF_MAX_S = 1.0
+STOP_TIMEOUT_S = 2.0
 
 FrameHandler = Callable[[dict[str, Any]], None]
 
@@ -99,6 +99,7 @@ class PeerTransport:
         self._peers = {pid: _Peer(pid, host, port) for pid, (host, port) in peers.items() if pid != self_id}
         self._server: asyncio.Server | None = None
         self._inbound: set[asyncio.Task[None]] = set()
+        self._closing = False
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._serve_inbound, *self.listen)
@@ -106,14 +107,10 @@ class PeerTransport:
             peer.task = asyncio.create_task(self._run_outbound(peer), name=f"peer-{peer.id}")
 
     async def stop(self) -> None:
+        self._closing = True
         if self._server is not None:
             self._server.close()
-        tasks = [p.task for p in self._peers.values() if p.task] + list(self._inbound)
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait([p.task for p in self._peers.values() if p.task] + list(self._inbound))
 
     def is_connected(self, peer_id: str) -> bool:
         peer = self._peers.get(peer_id)
@@ -146,10 +143,10 @@ class PeerTransport:
 
     async def _run_outbound(self, peer: _Peer) -> None:
         backoff = BACKOFF_MIN_S
-        while True:
+        while not self._closing:
             try:
-                reader, writer = await asyncio.wait_for(
-                    asyncio.open_connection(peer.host, peer.port), CONNECT_TIMEOUT_S)
+                async with asyncio.timeout(CONNECT_TIMEOUT_S):
+                    reader, writer = await asyncio.open_connection(peer.host, peer.port)
             except (TimeoutError, OSError):
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX_S)
@@ -195,3 +192,14 @@ def _tune_socket(writer: asyncio.StreamWriter) -> None:
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     if hasattr(socket, "TCP_USER_TIMEOUT"):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, USER_TIMEOUT_MS)
+
+
+async def cancel_and_wait(tasks: Iterable[asyncio.Task[Any]], timeout_s: float = STOP_TIMEOUT_S) -> None:
+    """Cancel tasks and give them a bounded time to finish: stopping must never hang."""
+    pending = [t for t in tasks if not t.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        _, still_running = await asyncio.wait(pending, timeout=timeout_s)
+        for task in still_running:
+            log.warning("task %s did not stop within %.1f s", task.get_name(), timeout_s)
