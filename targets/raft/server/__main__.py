@@ -21,12 +21,12 @@ import sys
 from pathlib import Path
 
 from targets.raft.core import BUGS
-from targets.raft.server.node import RaftServer, ServerConfig
+from targets.raft.server.node import NodeFailure, RaftServer, ServerConfig
 from targets.raft.server.storage import StorageCorruptError
 from targets.raft.server.transport import parse_address
 
 EXIT_BAD_OPTIONS = 3
-EXIT_CANNOT_START = 4
+EXIT_NODE_ERROR = 4
 EXIT_SIGNALLED_TWICE = 5
 CLIENT_PORT_OFFSET = 1000
 
@@ -137,10 +137,13 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(serve(config))
     except StorageCorruptError as e:
         log.error("cannot start: damaged log: %s", e)
-        return EXIT_CANNOT_START
+        return EXIT_NODE_ERROR
+    except NodeFailure as e:
+        log.error("stopped: %s", e)
+        return EXIT_NODE_ERROR
     except OSError as e:
         log.error("cannot start: %s", e)
-        return EXIT_CANNOT_START
+        return EXIT_NODE_ERROR
     return 0
 
 

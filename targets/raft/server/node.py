@@ -47,8 +47,11 @@ log = logging.getLogger(__name__)
 # An operation that reaches the leader through a follower: the follower's own wait is a bit longer, so
 # a verdict the leader reaches in time also reaches the client.
 FORWARD_GRACE_S = 0.5
-EXIT_FATAL = 4
 UNSYNCED_FLUSH_INTERVAL_S = 2.0
+
+
+class NodeFailure(Exception):
+    """The node stopped itself because its durable state can no longer be trusted (a failed fsync)."""
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,7 @@ class RaftServer:
         self._forwarded_tasks: set[asyncio.Task[None]] = set()
         self._disk = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wal")
         self._stopped = asyncio.Event()
+        self._failure: NodeFailure | None = None
         self._last_role = ""
         self.transport = PeerTransport(config.id, config.listen, config.peers, self._on_frame)
         self.http = HttpApi(config.client_listen, self.handle_operation, self.status)
@@ -151,6 +155,8 @@ class RaftServer:
             await self.transport.stop()
             self._disk.shutdown(wait=True)  # a write in flight finishes before the file closes
             self._wal.close()
+        if self._failure is not None:
+            raise self._failure
 
     def stop(self) -> None:
         self._stopped.set()
@@ -194,9 +200,11 @@ class RaftServer:
                     self._handle_durable(ready)
             except Exception as e:
                 # A failed write or fsync leaves the durable state unknown; carrying on could acknowledge
-                # what is not on disk. Crash-stop, as Raft assumes (SystemExit leaves the event loop).
+                # what is not on disk. Crash-stop, as Raft assumes: no Ready is handled after this one.
                 log.critical("%s: stopping: %s: %s", self.config.id, type(e).__name__, e, exc_info=True)
-                raise SystemExit(EXIT_FATAL) from e
+                self._failure = NodeFailure(f"{type(e).__name__}: {e}")
+                self._stopped.set()
+                return
             self._log_role_change()
 
     def _handle_durable(self, ready: Ready) -> None:
