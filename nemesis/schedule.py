@@ -71,30 +71,27 @@ def _fault(
     raise ValueError(f"unknown fault kind {kind!r}")
 
 
-def fault_schedule(
-    kinds: Sequence[str],
-    nodes: Sequence[str],
-    *,
-    interval_s: float,
-    duration_s: float,
-    rng: random.Random,
-    partition_kinds: Sequence[str] = ("one", "halves"),
-) -> list[Step]:
-    """Faults of the enabled ``kinds`` within ``duration_s``: start at k*2*interval, heal interval later.
+def fault_schedule(kinds: Sequence[str], nodes: Sequence[str], *, interval_s: float, duration_s: float,
+                   rng: random.Random, partition_kinds: Sequence[str] = ("one", "halves")) -> list[Step]:
+    """Faults of the enabled ``kinds`` within ``duration_s``, each kind on a cycle of its own.
 
-    The last fault is healed no later than ``duration_s``; nothing happens when ``kinds`` is empty.
+    Each kind alternates: calm for a random while (up to ``interval_s``), then one fault of that kind for
+    ``interval_s``, healed before the next. Kinds run independently, so faults of different kinds overlap
+    (a skewed clock during a partition is what a lease bug needs). Every fault is healed by ``duration_s``.
     """
     if not kinds:
         return []
     if interval_s <= 0:
         raise ValueError(f"the nemesis interval must be positive, got {interval_s}")
     steps: list[Step] = []
-    t = interval_s
-    while t + interval_s <= duration_s + 1e-9:
-        start, stop = _fault(rng.choice(list(kinds)), nodes, rng, partition_kinds)
-        steps.append(Step(t, start.f, start.value))
-        steps.append(Step(t + interval_s, stop.f, stop.value))
-        t += 2 * interval_s
+    for kind in kinds:
+        t = rng.uniform(0.5, 1.0) * interval_s
+        while t + interval_s <= duration_s + 1e-9:
+            start, stop = _fault(kind, nodes, rng, partition_kinds)
+            steps.append(Step(round(t, 3), start.f, start.value))  # ms: stored in test.json as it is
+            steps.append(Step(round(t + interval_s, 3), stop.f, stop.value))
+            t += interval_s + rng.uniform(0.5, 1.0) * interval_s
+    steps.sort(key=lambda s: s.at_s)
     return steps
 
 

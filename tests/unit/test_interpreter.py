@@ -1,0 +1,129 @@
+"""The interpreter records what happened, in order, with Jepsen's process rules."""
+
+from __future__ import annotations
+
+import random
+import threading
+from typing import Any
+
+import pytest
+
+from harness import interpreter
+from harness.generator import Limit, Once, any_, clients, nemesis, phases
+from harness.workloads import RotatingKeys
+from histories.history import History
+from histories.jsonl import JsonlWriter, read_jsonl
+from histories.op import Op
+
+
+class Echo:
+    def __init__(self, outcome: str = "ok") -> None:
+        self.outcome = outcome
+
+    def invoke(self, test: Any, op: Op) -> Op:
+        if self.outcome == "raise":
+            raise ConnectionResetError("peer went away")
+        return op.with_(type=self.outcome)
+
+    def close(self, test: Any) -> None:
+        pass
+
+
+class Faults:
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def fs(self) -> set[str]:
+        return {"start", "stop"}
+
+    def setup(self, test: Any) -> None:
+        pass
+
+    def invoke(self, test: Any, op: Op) -> Op:
+        self.seen.append(op.f)
+        return op.with_(type="info", value="done")
+
+    def heal(self, test: Any) -> None:
+        pass
+
+
+def run(gen, clients_: dict, nemesis_: Any = None, **kw: Any) -> list[Op]:
+    rec = interpreter.ListRecorder()
+    interpreter.run(None, gen, clients=clients_, nemesis=nemesis_, recorder=rec, rng=random.Random(3), **kw)
+    return rec.ops
+
+
+@pytest.mark.timeout(30)
+def test_history_pairs_and_indexes_are_consistent() -> None:
+    ops = run(clients(Limit(200, RotatingKeys())), {t: Echo() for t in range(5)})
+    assert len(ops) == 400
+    assert [op.index for op in ops] == list(range(400))
+    assert all(a.time <= b.time for a, b in zip(ops, ops[1:], strict=False))
+    h = History(ops)  # pairing validates: one open invocation per process
+    assert all(o.type == "ok" for o in h.operations())
+
+
+@pytest.mark.timeout(30)
+def test_info_gives_the_worker_a_new_process() -> None:
+    ops = run(clients(Limit(6, RotatingKeys())), {0: Echo("info"), 1: Echo("info")})
+    invokes = [op.process for op in ops if op.type == "invoke"]
+    assert len(set(invokes)) == 6  # never reused after an info
+    assert all(p % 2 in (0, 1) for p in invokes)
+
+
+@pytest.mark.timeout(30)
+def test_a_client_that_raises_records_info_with_the_error() -> None:
+    ops = run(clients(Limit(3, RotatingKeys())), {0: Echo("raise")})
+    completions = [op for op in ops if op.type != "invoke"]
+    assert [op.type for op in completions] == ["info"] * 3
+    assert "ConnectionResetError" in completions[0].error
+
+
+@pytest.mark.timeout(30)
+def test_nemesis_ops_are_recorded_as_nemesis_process() -> None:
+    faults = Faults()
+    gen = any_(clients(Limit(10, RotatingKeys())), nemesis([{"f": "start"}, {"f": "stop"}]))
+    ops = run(gen, {0: Echo()}, faults)
+    nem = [op for op in ops if op.process == "nemesis"]
+    assert [(op.type, op.f) for op in nem] == [("invoke", "start"), ("info", "start"), ("invoke", "stop"), ("info", "stop")]
+    assert faults.seen == ["start", "stop"]
+
+
+@pytest.mark.timeout(30)
+def test_phases_run_in_order() -> None:
+    ops = run(phases(clients(Limit(20, RotatingKeys())), clients(Once({"f": "read", "key": "final"}))),
+              {t: Echo() for t in range(3)})
+    assert ops[-2].key == "final" and ops[-2].type == "invoke"
+    assert all(op.key != "final" for op in ops[:-2])
+
+
+@pytest.mark.timeout(30)
+def test_stop_event_ends_the_run_and_waits_for_ops_in_flight() -> None:
+    stop = threading.Event()
+
+    class Slow(Echo):
+        def invoke(self, test: Any, op: Op) -> Op:
+            stop.set()
+            return op.with_(type="ok")
+
+    ops = run(clients(RotatingKeys()), {0: Slow()}, stop=stop)
+    assert ops and ops[-1].type == "ok"
+    History(ops)
+
+
+@pytest.mark.timeout(30)
+def test_the_writer_flushes_each_op(tmp_path) -> None:
+    path = tmp_path / "history.jsonl"
+    writer = JsonlWriter(str(path))
+    seen_on_disk: list[int] = []
+
+    def sink(op: Op) -> None:
+        writer.append(op)
+        seen_on_disk.append(len(path.read_text().splitlines()))
+
+    rec = interpreter.ListRecorder(sink)
+    interpreter.run(None, clients(Limit(10, RotatingKeys())), clients={0: Echo()}, nemesis=None, recorder=rec,
+                    rng=random.Random(1))
+    writer.close()
+    assert seen_on_disk == list(range(1, 21))  # each op is on disk as soon as it is recorded
+    assert list(read_jsonl(str(path))) == rec.ops
