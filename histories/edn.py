@@ -43,9 +43,10 @@ _TOKEN = re.compile(
     | ("[^"\\]*(?:\\.[^"\\]*)*")                            # 4 string
     | (")                                                   # 5 a quote that never closes
     | (\#_)                                                 # 6 discard the next value
-    | \#\#(Inf|-Inf|NaN)                                    # 7 symbolic float
+    | \#\#(Inf|-Inf|NaN)(?=[\s,\[\](){}"\\;]|\Z)              # 7 symbolic float
     | \#([A-Za-z][^\s,\[\](){}"\\;]*)                       # 8 tag: applies to the next value
-    | \\(newline|space|tab|return|backspace|formfeed|u[0-9A-Fa-f]{4}|[^\s])  # 9 character
+    | \\(newline|space|tab|return|backspace|formfeed|u[0-9A-Fa-f]{4}|[^\s])  # 9 character, then
+      (?=[\s,\[\](){}"\\;]|\Z)                              #   a delimiter (\abc is no character)
     | (.)                                                   # 10 anything else is an error
     )?                                                      # (nothing: trailing whitespace at the end)
     """,

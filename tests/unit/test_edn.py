@@ -150,6 +150,8 @@ def test_deep_nesting_does_not_hit_the_recursion_limit() -> None:
         ("\n#inst", 2, "expected a value after #inst, found the end of the file"),
         ("[1 #?(:clj 2)]", 1, "expected a value, found '#'"),
         ("[1\n 'quoted]", 2, "expected a value, found \"'quoted\""),
+        ("[\\a\n \\abc]", 2, "expected a value, found '\\\\'"),
+        ("##Infinity", 1, "expected a value, found '#'"),
     ],
 )
 def test_malformed_edn_names_file_line_and_what_was_expected(text: str, line: int, fragment: str) -> None:
