@@ -32,7 +32,7 @@ from histories.history import History
 from histories.op import OP_TYPES, Op
 
 # -- tokenizer ---------------------------------------------------------------------------------------
-# One alternation, tried in order at each position; group numbers drive the dispatch in _parse.
+# One alternation, tried in order at each position; group numbers drive the dispatch in _iter_values.
 _TOKEN = re.compile(
     r"""
     [\s,]*(?:;[^\n]*[\s,]*)*                                # skipped: whitespace, commas, comments
@@ -65,6 +65,7 @@ _SIMPLE_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "b": "
 _INT = re.compile(r"[+-]?(0|[1-9][0-9]*)N?")
 _FLOAT = re.compile(r"[+-]?[0-9]+(\.[0-9]*)?([eE][+-]?[0-9]+)?M?")
 _RATIO = re.compile(r"[+-]?[0-9]+/[0-9]+")
+_LEADING_ZERO = re.compile(r"[+-]?0[0-9]")
 # A symbol: no leading digit, and a leading +, - or . not followed by a digit; one optional namespace.
 _SYMBOL_PART = r"(?:[^\W\d]|[*!?$%&=<>|]|[+\-.](?![0-9]))[\w*!?$%&=<>|+\-.#:']*"
 _SYMBOL = re.compile(rf"{_SYMBOL_PART}(?:/{_SYMBOL_PART})?|/")
@@ -99,13 +100,13 @@ def _number_value(text: str) -> int | float | Decimal | Fraction:
         if int(denominator) == 0:
             raise ValueError(f"ratio {text!r} divides by zero")
         return Fraction(int(numerator), int(denominator))
-    if _FLOAT.fullmatch(text) and not re.match(r"[+-]?0[0-9]", text):
+    if _LEADING_ZERO.match(text):
+        raise ValueError(f"expected a decimal number, found {text!r} (leading zero: EDN has no octal)")
+    if _FLOAT.fullmatch(text):
         if text.endswith("M"):
             body = text[:-1]
             return int(body) if body.lstrip("+-").isdigit() else Decimal(body)
         return float(text)
-    if re.match(r"[+-]?0[0-9]", text):
-        raise ValueError(f"expected a decimal number, found {text!r} (leading zero: EDN has no octal)")
     raise ValueError(f"expected a number, found {text!r}")
 
 
@@ -145,7 +146,7 @@ def _set_value(items: list[Any]) -> frozenset[Any] | list[Any]:
 
 # -- parser ------------------------------------------------------------------------------------------
 class _LineIndex:
-    """Maps a character offset to its 1-based line (bisect over newline offsets, built once)."""
+    """Maps a character offset to its 1-based line (bisect over the newline offsets, found once)."""
 
     __slots__ = ("_text", "_first_line", "_newlines")
 
