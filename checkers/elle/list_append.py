@@ -39,7 +39,8 @@ class _Reads:
     """What committed txns read: (txn, key, list) per read, and the distinct lists per key."""
 
     all: list[tuple[int, Any, tuple[Any, ...]]] = field(default_factory=list)
-    distinct: dict[Any, set[tuple[Any, ...]]] = field(default_factory=dict)
+    # an insertion-ordered set per key, so that ties (and so reports) do not depend on hashing
+    distinct: dict[Any, dict[tuple[Any, ...], None]] = field(default_factory=dict)
 
 
 def _read_value(history: History, t: Txn, k: Any, v: Any) -> tuple[Any, ...]:
@@ -79,7 +80,7 @@ def _collect(history: History, txns: Sequence[Txn]) -> tuple[dict[tuple[Any, Any
                 lst = _read_value(history, t, k, v)
                 reads.all.append((t.id, k, lst))
                 if lst:
-                    reads.distinct.setdefault(k, set()).add(lst)
+                    reads.distinct.setdefault(k, {})[lst] = None
     return writer_of, reads, dups
 
 
@@ -88,7 +89,7 @@ def _version_orders(reads: _Reads) -> tuple[dict[Any, tuple[Any, ...]], list[dic
     orders: dict[Any, tuple[Any, ...]] = {}
     incompatible = []
     for k, lists in reads.distinct.items():
-        longest = max(lists, key=len)
+        longest = max(lists, key=len)  # the first of the longest, in history order
         orders[k] = longest
         for lst in lists:
             if longest[: len(lst)] != lst:
@@ -109,6 +110,7 @@ def _internal_cases(t: Txn) -> tuple[dict[str, Any] | None, dict[str, Any] | Non
     read_elements: dict[Any, set[Any]] = {}
     for i, (f, k, v) in enumerate(t.mops):
         if f == "append":
+            v = _element(v)
             known, vals = state.get(k, (False, []))
             state[k] = (known, [*vals, v])
             if future is None and v in read_elements.get(k, ()):
@@ -116,7 +118,7 @@ def _internal_cases(t: Txn) -> tuple[dict[str, Any] | None, dict[str, Any] | Non
                           "text": f"future-read: op {t.call} read element {v!r} of key {k!r} before "
                                   f"appending it itself"}
             continue
-        lst = list(v) if v is not None else []
+        lst = [_element(x) for x in v] if v is not None else []
         read_elements.setdefault(k, set()).update(lst)
         if k in state and internal is None:
             known, vals = state[k]
