@@ -175,13 +175,18 @@ class _Frame:
 
 
 def _iter_values(
-    text: str, file: str | None, lines: _LineIndex | None = None, track_children: bool = False
+    text: str,
+    file: str | None,
+    lines: _LineIndex | None = None,
+    track_children: bool = False,
+    end_name: str = "the end of the file",
 ) -> Iterator[tuple[Any, int, int, list[int] | None]]:
     """Top-level EDN values as (value, start offset, end offset, child start offsets).
 
     ``child_starts`` (when ``track_children``) holds the offset where each element of a top-level
     collection begins, so a history can name the line of each op. Iterative (an explicit stack), so deep
     nesting cannot overflow Python's recursion limit. The hot path (atoms, strings, brackets) is inlined.
+    ``end_name`` is what errors call the end of ``text`` ("the end of the line" for one log line).
     """
     if lines is None:
         lines = _LineIndex(text, 1)
@@ -266,7 +271,7 @@ def _iter_values(
         elif group == _UNTERMINATED:
             raise error(
                 m.start(_UNTERMINATED),
-                "expected a closing '\"' for the string that starts here, found the end of the file",
+                f"expected a closing '\"' for the string that starts here, found {end_name}",
             )
         else:
             raise error(m.start(_BAD), f"expected a value, found {m.group(_BAD)!r}")
@@ -285,10 +290,10 @@ def _iter_values(
         raise error(
             len(text),
             f"expected {_CLOSER[frame.opener]!r} to close the {_KIND[frame.opener]} opened at line "
-            f"{lines.line(frame.start)}, found the end of the file",
+            f"{lines.line(frame.start)}, found {end_name}",
         )
     if root.prefixes:
-        raise _dangling_prefix(root.prefixes[-1], "the end of the file", error)
+        raise _dangling_prefix(root.prefixes[-1], end_name, error)
 
 
 _MISSING = object()
@@ -338,7 +343,7 @@ def parse_edn_prefix(text: str, file: str | None, line: int) -> tuple[Any, str] 
 
     For log formats that embed an EDN value followed by more fields; errors name ``line``.
     """
-    for value, _, end, _ in _iter_values(text, file, _LineIndex(text, line)):
+    for value, _, end, _ in _iter_values(text, file, _LineIndex(text, line), end_name="the end of the line"):
         return value, text[end:]
     return None
 

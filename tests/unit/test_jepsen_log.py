@@ -96,11 +96,13 @@ def test_an_empty_file_is_an_empty_history(tmp_path: Path) -> None:
     [
         ("INFO  jepsen.util - 0\t:invoke\t:read\tnil\nINFO  jepsen.util - 0\t:okay\t:read\t3\n", 2,
          "expected the op type to be one of :invoke :ok :fail :info, found ':okay'"),
-        ("x\ny\nINFO  jepsen.util - 0\t:invoke\t:cas\t[3 0\n", 3, "expected ']' to close the vector"),
+        ("x\ny\nINFO  jepsen.util - 0\t:invoke\t:cas\t[3 0\n", 3,
+         "expected ']' to close the vector opened at line 3, found the end of the line"),
         ("INFO  jepsen.util - 0\t:invoke\n", 1, "expected the op's :f after its type"),
         ("INFO  jepsen.util - 0\t:invoke\t:read\n", 1, "expected a value after :read"),
         ("INFO  jepsen.util - 0\t:invoke\t[:read]\tnil\n", 1, "expected the op's :f to be a keyword"),
-        ('INFO  jepsen.util - 0\t:invoke\t:write\t"unterminated\n', 1, "expected a closing '\"'"),
+        ('INFO  jepsen.util - 0\t:invoke\t:write\t"unterminated\n', 1,
+         "expected a closing '\"' for the string that starts here, found the end of the line"),
         # well-formed lines, inconsistent history
         ("INFO  jepsen.util - 0\t:invoke\t:read\tnil\n\nINFO  jepsen.util - 5\t:ok\t:read\t1\n", 3, "has no open invocation"),
         ("INFO  jepsen.util - 0\t:invoke\t:read\tnil\nINFO  jepsen.util - 0\t:invoke\t:read\tnil\n", 2, "still open"),
