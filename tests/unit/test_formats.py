@@ -195,3 +195,20 @@ def test_corpus_spot_checks() -> None:
     elle = load_history(str(CORPUS / "elle" / "si-without-g-single.edn"))
     assert [op.index for op in elle] == [10, 11, 20, 21, 30, 31, 40, 41]
     assert elle[-1].value == [["append", 6, 2], ["r", 9, [2]]]
+
+
+@pytest.mark.corpus
+@corpus_present
+@pytest.mark.parametrize(
+    "name",
+    ["porcupine-etcd/etcd_000.log", "porcupine-kv/c10-bad.txt", "knossos-cas-register/cas-failure.edn",
+     "knossos-multi-register/multi-register.edn", "elle/si-without-g-single.edn"],
+)
+@pytest.mark.parametrize("format", ["jsonl", "edn"])
+def test_corpus_histories_convert_to_each_writable_format_without_change(tmp_path: Path, name: str, format: str) -> None:
+    original = load_history(str(CORPUS / name))
+    path = str(tmp_path / f"converted.{format}")
+    save_history(original, path, format)
+    converted = load_history(path)
+    assert list(converted) == list(original)
+    assert [converted.line_of(i) for i in range(len(converted))] == list(range(1, len(original) + 1))
