@@ -134,40 +134,42 @@ def _internal_cases(t: Txn) -> tuple[dict[str, Any] | None, dict[str, Any] | Non
 
 @dataclass
 class _ListAppendExplainer:
-    """Explains ww/wr/rw edges by finding the micro-ops that produced them."""
+    """Explains ww/wr/rw edges by finding the micro-ops that produced them, by position in the version
+    order (an append no read shows sits after every observed element)."""
 
     writer_of: Mapping[tuple[Any, Any], int]
     orders: Mapping[Any, tuple[Any, ...]]
     _positions: dict[Any, dict[Any, int]] = field(default_factory=dict)
 
-    def predecessor(self, k: Any, v: Any) -> Any:
-        """The element appended right before v (the last observed one when v was never read)."""
+    def position(self, k: Any, e: Any) -> int:
+        """Where element e of key k is in the version order: -1 for the empty state, len(order) when
+        it was never observed."""
+        if e is INIT:
+            return -1
         order = self.orders.get(k, ())
         if k not in self._positions:
-            self._positions[k] = {e: i for i, e in reversed(list(enumerate(order)))}
-        i = self._positions[k].get(v)
-        if i is None:
-            return order[-1] if order else INIT
-        return order[i - 1] if i > 0 else INIT
+            self._positions[k] = {x: i for i, x in reversed(list(enumerate(order)))}
+        return self._positions[k].get(e, len(order))
 
     def data_reason(self, a: Txn, b: Txn, kind: int, names: dict[int, str]) -> str:
         A, B = names[a.id], names[b.id]
         if kind == WR:
             for f, k, v in b.mops:
-                if f == "r" and v and self.writer_of.get((k, hashable(v[-1]))) == a.id:
+                if f == "r" and v and self.writer_of.get((k, _element(v[-1]))) == a.id:
                     return f"{B} read {A}'s append of {v[-1]!r} to key {k!r}"
         for f, k, v in b.mops:
             if f != "append":
                 continue
-            prev = self.predecessor(k, hashable(v))
-            if kind == WW and prev is not INIT and self.writer_of.get((k, prev)) == a.id:
-                return f"{B} appended {v!r} after {A} appended {prev!r} to key {k!r}"
-            if kind == RW:
-                for fa, ka, va in a.mops:
-                    if fa == "r" and ka == k and (hashable(va[-1]) if va else INIT) == prev:
-                        if prev is INIT:
-                            return f"{A} read key {k!r} empty, before {B} appended {v!r} to it"
-                        return f"{A} did not observe {B}'s append of {v!r} to key {k!r} (it read up to {prev!r})"
+            q = self.position(k, _element(v))
+            for fa, ka, va in a.mops:
+                if ka != k:
+                    continue
+                if kind == WW and fa == "append" and self.position(k, _element(va)) < q:
+                    return f"{B} appended {v!r} after {A} appended {va!r} to key {k!r}"
+                if kind == RW and fa == "r" and self.position(k, _element(va[-1]) if va else INIT) < q:
+                    if not va:
+                        return f"{A} read key {k!r} empty, before {B} appended {v!r} to it"
+                    return f"{A} did not observe {B}'s append of {v!r} to key {k!r} (it read up to {va[-1]!r})"
         return f"{A} and {B} are related by {kind}"  # unreachable for edges this module made
 
 

@@ -289,3 +289,20 @@ def test_counts_are_complete_while_kept_cases_and_text_are_capped(monkeypatch):
     assert result.details["anomaly_counts"] == {"garbage-read": 3}
     assert len(result.details["anomalies"]["garbage-read"]) == 2
     assert "... and 2 more garbage-read" in result.explanation
+
+
+def test_every_step_of_every_cycle_has_a_specific_reason():
+    from checkers.elle.synth import PATTERNS, list_append_history
+
+    history = list_append_history(3, 400, anomalies=PATTERNS, every=40, fail_rate=0.1, info_rate=0.1)
+    result = check_list_append(history)
+    assert result.details["cycles"]
+    for cycle in result.details["cycles"]:
+        for step in cycle["steps"]:
+            assert "are related by" not in step["reason"], step
+    # including chains across a failed append
+    failed = ([["append", "x", 2]], [["append", "x", 2]], "fail")
+    history = concurrent(ok(["append", "x", 1], ["append", "y", 2]), failed, ok(["append", "x", 3], ["append", "y", 1]),
+                         ok(["r", "x", [1, 2, 3]], ["r", "y", [1, 2]]))
+    (cycle,) = check_list_append(history).details["cycles"]
+    assert any("appended 3 after" in s["reason"] and "appended 1" in s["reason"] for s in cycle["steps"])
