@@ -11,8 +11,8 @@ Starts 3 server processes, runs N client threads doing a seeded mix of puts and 
 from __future__ import annotations
 
 import argparse
+import os
 import random
-import statistics
 import sys
 import tempfile
 import threading
@@ -28,51 +28,56 @@ from targets.raft.server.local_cluster import LocalCluster  # noqa: E402
 
 @dataclass
 class RunResult:
-    ops: int
     seconds: float
-    latencies_ms: list[float]
-    counts: dict[str, int]
+    latencies_ms: dict[str, list[float]]  # by operation, ok ones only
+    counts: dict[str, int]  # by completion type
+
+    @property
+    def ops(self) -> int:
+        return sum(len(v) for v in self.latencies_ms.values())
 
     @property
     def ops_per_s(self) -> float:
         return self.ops / self.seconds
 
-    def percentile_ms(self, q: float) -> float:
-        ordered = sorted(self.latencies_ms)
+    def percentile_ms(self, q: float, operation: str | None = None) -> float:
+        if operation is None:
+            values = [x for v in self.latencies_ms.values() for x in v]
+        else:
+            values = self.latencies_ms[operation]
+        ordered = sorted(values)
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
 def client_loop(url: str, seed: int, read_fraction: float, keys: int, stop: threading.Event,
-                latencies_ms: list[float], counts: dict[str, int], lock: threading.Lock) -> None:
+                result: RunResult, lock: threading.Lock) -> None:
     rng = random.Random(seed)
-    mine: list[float] = []
+    mine: dict[str, list[float]] = {"put": [], "get": []}
     tally = {"ok": 0, "fail": 0, "info": 0}
     with RaftClient(url, timeout=5) as client:
         while not stop.is_set():
             key = f"k{rng.randrange(keys)}"
+            operation = "get" if rng.random() < read_fraction else "put"
             started = time.perf_counter()
-            if rng.random() < read_fraction:
-                outcome = client.get(key)
-            else:
-                outcome = client.put(key, rng.randrange(1_000_000))
+            outcome = client.get(key) if operation == "get" else client.put(key, rng.randrange(1_000_000))
             elapsed = time.perf_counter() - started
             tally[outcome.status] += 1
             if outcome.status == "ok":
-                mine.append(elapsed * 1000)
+                mine[operation].append(elapsed * 1000)
     with lock:
-        latencies_ms.extend(mine)
+        for operation, values in mine.items():
+            result.latencies_ms[operation].extend(values)
         for status, n in tally.items():
-            counts[status] += n
+            result.counts[status] += n
 
 
-def one_run(cluster: LocalCluster, urls: list[str], clients: int, seconds: float, read_fraction: float,
-            keys: int, seed: int) -> RunResult:
+def one_run(urls: list[str], clients: int, seconds: float, read_fraction: float, keys: int,
+            seed: int) -> RunResult:
     stop = threading.Event()
     lock = threading.Lock()
-    latencies: list[float] = []
-    counts = {"ok": 0, "fail": 0, "info": 0}
+    result = RunResult(0.0, {"put": [], "get": []}, {"ok": 0, "fail": 0, "info": 0})
     threads = [threading.Thread(target=client_loop, args=(urls[i % len(urls)], seed * 1000 + i, read_fraction,
-                                                          keys, stop, latencies, counts, lock))
+                                                          keys, stop, result, lock))
                for i in range(clients)]
     started = time.perf_counter()
     for t in threads:
@@ -81,8 +86,15 @@ def one_run(cluster: LocalCluster, urls: list[str], clients: int, seconds: float
     stop.set()
     for t in threads:
         t.join()
-    elapsed = time.perf_counter() - started
-    return RunResult(counts["ok"], elapsed, latencies, counts)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def row(label: str, r: RunResult) -> str:
+    return (f"{label:>6} {r.ops_per_s:>7.0f} {r.percentile_ms(0.5):>7.2f} {r.percentile_ms(0.99):>7.2f} "
+            f"{r.percentile_ms(0.5, 'put'):>7.2f} {r.percentile_ms(0.99, 'put'):>7.2f} "
+            f"{r.percentile_ms(0.5, 'get'):>7.2f} {r.percentile_ms(0.99, 'get'):>7.2f} "
+            f"{r.counts['ok']:>7} {r.counts['fail']:>5} {r.counts['info']:>5}")
 
 
 def main() -> int:
@@ -101,17 +113,16 @@ def main() -> int:
         leader = cluster.wait_for_leader()
         urls = [cluster.url(leader)] if args.to == "leader" else [cluster.url(n) for n in cluster.ids]
         print(f"3 nodes on loopback, leader {leader}; {args.clients} client threads to {args.to}; "
-              f"{args.read_fraction:.0%} linearizable gets, the rest puts; {args.seconds:g} s per run")
-        print(f"{'run':>4} {'ops/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'ok':>8} {'fail':>6} {'info':>6}")
+              f"{args.read_fraction:.0%} linearizable gets, the rest puts; {args.seconds:g} s per run; "
+              f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+        print(f"{'run':>6} {'ops/s':>7} {'p50':>7} {'p99':>7} {'put p50':>7} {'put p99':>7} "
+              f"{'get p50':>7} {'get p99':>7} {'ok':>7} {'fail':>5} {'info':>5}   (latencies in ms)")
         for run in range(1, args.runs + 1):
-            r = one_run(cluster, urls, args.clients, args.seconds, args.read_fraction, args.keys, args.seed + run)
+            r = one_run(urls, args.clients, args.seconds, args.read_fraction, args.keys, args.seed + run)
             results.append(r)
-            print(f"{run:>4} {r.ops_per_s:>9.0f} {r.percentile_ms(0.5):>8.2f} {r.percentile_ms(0.99):>8.2f} "
-                  f"{r.counts['ok']:>8} {r.counts['fail']:>6} {r.counts['info']:>6}")
-    median = statistics.median(r.ops_per_s for r in results)
-    p50 = statistics.median(r.percentile_ms(0.5) for r in results)
-    p99 = statistics.median(r.percentile_ms(0.99) for r in results)
-    print(f"{'median':>6} {median:>7.0f} {p50:>8.2f} {p99:>8.2f}")
+            print(row(str(run), r))
+    median = sorted(results, key=lambda r: r.ops_per_s)[len(results) // 2]
+    print(row("median", median) + "   (the run with the median ops/s)")
     return 0
 
 
