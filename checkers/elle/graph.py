@@ -87,9 +87,6 @@ class DependencyGraph:
         n = self.n
         return (divmod(key, n) for key in self.edges)
 
-    def count(self, kind: int) -> int:
-        return sum(1 for m in self.edges.values() if m & kind)
-
 
 @contextmanager
 def gc_paused() -> Iterator[None]:
