@@ -306,3 +306,15 @@ def test_every_step_of_every_cycle_has_a_specific_reason():
                          ok(["r", "x", [1, 2, 3]], ["r", "y", [1, 2]]))
     (cycle,) = check_list_append(history).details["cycles"]
     assert any("appended 3 after" in s["reason"] and "appended 1" in s["reason"] for s in cycle["steps"])
+
+
+def test_a_bad_micro_op_in_a_jsonl_file_names_its_line(tmp_path):
+    from histories.jsonl import read_jsonl, write_jsonl
+
+    ops = [Op(0, "invoke", 0, "txn", [["append", "x", 1]]), Op(1, "ok", 0, "txn", [["append", "x", 1]]),
+           Op(2, "invoke", 1, "txn", [["append", "x"]]), Op(3, "ok", 1, "txn", [["append", "x"]])]
+    path = tmp_path / "history.jsonl"
+    write_jsonl(ops, str(path))
+    with pytest.raises(HistoryFormatError) as e:
+        check_list_append(read_jsonl(str(path)))
+    assert str(e.value).startswith(f"{path}:4: expected a micro-op")
