@@ -1,10 +1,11 @@
 """The asyncio shell around the sans-IO Raft core: clock, disk, network and clients.
 
 One event loop owns everything; the core is only touched from it. Inputs (ticks, peer messages, client
-proposals and reads) are fed to the core, and one Ready pass is scheduled for the next loop iteration,
-so everything that arrived together shares one fsync (group commit). A Ready pass follows the core's
-contract: persist hard state and entries (fsync) -> send messages -> apply committed entries and answer
-the clients waiting on them -> serve confirmed reads -> advance.
+proposals and reads) are fed to the core and wake the Ready task, which follows the core's contract:
+persist hard state and entries (write + fsync, in a worker thread) -> send messages (replication
+messages of the batch combined, see coalesce.py) -> apply committed entries and answer the clients
+waiting on them -> serve confirmed reads -> advance. While one fsync runs, the loop keeps taking
+requests and messages; they all go into the next Ready and share its fsync (group commit).
 
 How a client's answer is decided (the ``definite`` flag of an error):
 - no leader known, or the leader is not connected, before anything was proposed: definite;
