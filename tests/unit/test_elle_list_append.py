@@ -239,11 +239,11 @@ def test_unknown_model_is_rejected():
 @pytest.mark.corpus
 @pytest.mark.skipif(not CORPUS.is_dir(), reason=f"corpus not found at {CORPUS}")
 def test_corpus_si_without_g_single_reports_g2_item_only():
-    from histories.edn import read_edn_history
+    from histories.formats import load_history
 
     manifest = json.loads((CORPUS / "manifest.json").read_text())
     entry = manifest["files"]["si-without-g-single.edn"]
-    history = read_edn_history(str(CORPUS / "si-without-g-single.edn"))
+    history = load_history(str(CORPUS / "si-without-g-single.edn"))
     repeatable = check_list_append(history, consistency_model="repeatable-read")
     assert anomalies(repeatable) == entry["anomalies"] == ["G2-item"]
     assert repeatable.valid is False and entry["expected"] == "invalid"
