@@ -94,7 +94,7 @@ def test_a_failed_fsync_stops_the_node_before_anything_is_acknowledged(tmp_path:
         running = asyncio.create_task(server.run())
         await until_leader(server)
 
-        def broken_save(*args: Any) -> None:
+        def broken_save(*args: Any, **kwargs: Any) -> None:
             raise OSError(28, "No space left on device")
 
         server._wal.save = broken_save  # type: ignore[method-assign]

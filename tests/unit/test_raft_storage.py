@@ -179,3 +179,11 @@ def test_an_unsynced_log_loses_what_was_not_flushed_in_a_crash(tmp_path: Path) -
     assert crashed.hard_state == {"term": 1, "vote": "n1", "commit": 0}
     wal.close()  # a clean stop writes the rest
     assert reopen(tmp_path).entries == [entry(1, 1), entry(2, 1)]
+
+
+def test_an_unsynced_commit_update_is_read_back_in_order(tmp_path: Path) -> None:
+    wal, _ = DurableLog.open(tmp_path)
+    wal.save({"term": 1, "vote": "n1", "commit": 0}, [entry(1, 1)])
+    wal.save({"term": 1, "vote": "n1", "commit": 1}, [], fsync=False)
+    wal.close()
+    assert reopen(tmp_path).hard_state == {"term": 1, "vote": "n1", "commit": 1}

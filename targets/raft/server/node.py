@@ -126,6 +126,7 @@ class RaftServer:
                    heartbeat_ticks=config.heartbeat_ticks, tick_ms=config.tick_ms, bugs=config.bugs),
             random.Random(seed), clock_ms, persisted, monotonic_ms=monotonic_clock_ms)
         self.state_machine = StateMachine(config.bugs)
+        self._saved_hard_state = persisted.hard_state if persisted is not None else HardState()
         self._pending = _Pending()
         self._ids = itertools.count(1)
         self._ready_wakeup = asyncio.Event()
@@ -194,10 +195,12 @@ class RaftServer:
             try:
                 while self.core.has_ready():
                     ready = self.core.ready()
-                    if ready.hard_state is not None or ready.entries:
+                    if ready.entries or self._changes_term_or_vote(ready.hard_state):
                         # The fsync runs off the loop: requests and peer messages keep arriving and
                         # pile up for the next Ready, which is what makes commits grouped.
-                        await loop.run_in_executor(self._disk, self._persist, ready)
+                        await loop.run_in_executor(self._disk, self._persist, ready, True)
+                    elif ready.hard_state is not None:
+                        self._persist(ready, False)  # only the commit index moved (as etcd's MustSync)
                     self._handle_durable(ready)
             except Exception as e:
                 # A failed write or fsync leaves the durable state unknown; carrying on could acknowledge
@@ -228,9 +231,17 @@ class RaftServer:
         self.core.advance(ready)
         self._serve_confirmed_reads()
 
-    def _persist(self, ready: Ready) -> None:
+    def _changes_term_or_vote(self, hard_state: HardState | None) -> bool:
+        """Term and vote must be on disk before any message that depends on them; commit need not:
+        a restarted node with an older commit index learns the newer one from its leader."""
+        saved = self._saved_hard_state
+        return hard_state is not None and (hard_state.term != saved.term or hard_state.vote != saved.vote)
+
+    def _persist(self, ready: Ready, fsync: bool) -> None:
         self._wal.save(ready.hard_state.to_dict() if ready.hard_state is not None else None,
-                       [entry.to_dict() for entry in ready.entries])
+                       [entry.to_dict() for entry in ready.entries], fsync=fsync)
+        if ready.hard_state is not None:
+            self._saved_hard_state = ready.hard_state
 
     def _send_message(self, message: Message) -> None:
         if message.to == self.config.id:

@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import struct
+import threading
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -162,6 +163,7 @@ class DurableLog:
         self.last_index = last_index
         self.sync = sync
         self._volatile: list[bytes] = []  # only with sync=False: what a crash now would lose
+        self._lock = threading.Lock()  # saves run in a worker thread, small ones on the event loop
 
     @classmethod
     def open(cls, data_dir: str | os.PathLike[str], *, sync: bool = True) -> tuple[DurableLog, Recovered]:
@@ -194,24 +196,32 @@ class DurableLog:
         last_index = recovered.entries[-1]["index"] if recovered.entries else 0
         return cls(path, fd, last_index, sync), recovered
 
-    def save(self, hard_state: dict[str, Any] | None, entries: Sequence[dict[str, Any]]) -> None:
-        """Make ``entries`` (replacing any overlapping suffix) and ``hard_state`` durable, in one fsync."""
+    def save(self, hard_state: dict[str, Any] | None, entries: Sequence[dict[str, Any]], *,
+             fsync: bool = True) -> None:
+        """Make ``entries`` (replacing any overlapping suffix) and ``hard_state`` durable, in one fsync.
+
+        ``fsync=False`` only writes: for a change that may be lost in a crash (a newer commit index,
+        which the node learns again from its leader); the next fsync makes it durable with the rest.
+        """
         records = records_for_save(self.last_index, hard_state, entries)
         if not records:
             return
         data = b"".join(encode_record(r) for r in records)
-        if entries:
-            self.last_index = entries[-1]["index"]
-        if not self.sync:
-            self._volatile.append(data)
-            return
-        self._write(data)
-        os.fdatasync(self._fd)
+        with self._lock:
+            if entries:
+                self.last_index = entries[-1]["index"]
+            if not self.sync:
+                self._volatile.append(data)
+                return
+            self._write(data)
+            if fsync:
+                os.fdatasync(self._fd)
 
     def flush_volatile(self) -> None:
         """Write what ``sync=False`` buffered (no fsync). A no-op for a synced log."""
-        data, self._volatile = b"".join(self._volatile), []
-        self._write(data)
+        with self._lock:
+            data, self._volatile = b"".join(self._volatile), []
+            self._write(data)
 
     def _write(self, data: bytes) -> None:
         written = 0
