@@ -31,13 +31,14 @@ def free_port() -> int:
 
 class LocalCluster:
     def __init__(self, base_dir: str | os.PathLike[str], size: int = 3, *, bugs: Iterable[str] = (),
-                 tick_ms: int = 50, extra_args: Iterable[str] = ()) -> None:
+                 tick_ms: int = 50, seed: int = 1, extra_args: Iterable[str] = ()) -> None:
         self.base_dir = Path(base_dir)
         self.ids = [f"n{i}" for i in range(1, size + 1)]
         self.peer_ports = {node: free_port() for node in self.ids}
         self.client_ports = {node: free_port() for node in self.ids}
         self.bugs = tuple(bugs)
         self.tick_ms = tick_ms
+        self.seed = seed
         self.extra_args = tuple(extra_args)
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self._logs: dict[str, IO[bytes]] = {}
@@ -62,7 +63,8 @@ class LocalCluster:
         peers = ",".join(f"{n}={HOST}:{p}" for n, p in self.peer_ports.items())
         cmd = [sys.executable, "-m", "targets.raft.server", "--id", node,
                "--listen", f"{HOST}:{self.peer_ports[node]}", "--client-listen", f"{HOST}:{self.client_ports[node]}",
-               "--peers", peers, "--data-dir", str(self.data_dir(node)), "--tick-ms", str(self.tick_ms)]
+               "--peers", peers, "--data-dir", str(self.data_dir(node)), "--tick-ms", str(self.tick_ms),
+               "--seed", str(self.seed)]
         for bug in self.bugs:
             cmd += ["--bug", bug]
         return cmd + list(self.extra_args)
