@@ -6,6 +6,11 @@ Starts 3 server processes, runs N client threads doing a seeded mix of puts and 
     python bench/raft.py [--clients 16] [--seconds 5] [--runs 3] [--read-fraction 0.5] [--to leader|all]
 
 ``--to all`` spreads the clients over every node, so followers forward to the leader.
+
+Measured 2026-11-26 on the 2-CPU development VM while other test suites kept its load average at 5-6
+(so the store got well under the whole machine): 16 clients, median of 3 runs of 5 s: 888 ops/s,
+p50 16.6 ms, p99 38 ms; 32 clients: 1,368 ops/s, p50 22.7 ms, p99 43 ms. The servers spend about
+0.7 ms of CPU per operation in total (leader ~0.4, each follower ~0.15), the client threads ~0.25.
 """
 
 from __future__ import annotations
