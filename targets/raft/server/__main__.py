@@ -85,6 +85,8 @@ def config_from_args(argv: list[str]) -> ServerConfig:
             client_listen = parse_address(args.client_listen)
         else:
             client_listen = (listen[0], listen[1] + CLIENT_PORT_OFFSET)
+            if client_listen[1] > 65535:
+                raise ValueError(f"--listen port {listen[1]} + {CLIENT_PORT_OFFSET} is not a port: give --client-listen")
     except ValueError as e:
         raise OptionsError(f"--listen/--client-listen: {e}") from None
     unknown = set(args.bug) - BUGS
