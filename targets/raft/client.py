@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import select
 import socket
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -108,6 +109,10 @@ class RaftClient:
         return outcome_of_response(code, body)
 
     def _connect(self) -> None:
+        if self._conn is not None and _closed_by_peer(self._conn):
+            # The node closed this idle connection (it restarted, or it stopped): a request on it would
+            # be lost with an unknown fate. A fresh connection makes a refusal a definite fail.
+            self.close()
         if self._conn is None:
             conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
             try:
@@ -132,6 +137,18 @@ class RaftClient:
             return response.status, json.loads(raw) if raw else None
         except (UnicodeDecodeError, json.JSONDecodeError):
             return response.status, None
+
+
+def _closed_by_peer(conn: http.client.HTTPConnection) -> bool:
+    """An idle keep-alive connection has nothing to read unless the other side closed or reset it."""
+    sock = conn.sock
+    if sock is None:
+        return True
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
 
 
 def outcome_of_response(code: int, body: Any) -> Outcome:

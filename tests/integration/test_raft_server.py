@@ -242,6 +242,21 @@ def test_sigterm_stops_every_node_cleanly_even_with_clients_connected(cluster: L
             c.close()
 
 
+@pytest.mark.timeout(60)
+def test_a_kept_alive_client_of_a_crashed_node_records_fail_then_recovers(cluster: LocalCluster) -> None:
+    leader = cluster.wait_for_leader()
+    follower = followers_of(cluster, leader)[0]
+    with cluster.client(follower) as c:
+        assert c.put("k", 1).status == "ok"  # the connection stays open
+        cluster.kill_node(follower)
+        # The node closed the idle connection when it died: the request is not sent into it (that would
+        # be info), a fresh connect is refused, so the write certainly did not happen.
+        assert c.put("k", 2).status == "fail"
+        cluster.start_node(follower)
+        cluster.wait_until(follower, lambda s: s["leader"] is not None)
+        assert c.put("k", 3).status == "ok"
+
+
 @pytest.mark.timeout(30)
 def test_a_client_of_a_dead_node_records_fail_not_ok(tmp_path: Path) -> None:
     with RaftClient(f"http://127.0.0.1:{free_port()}", timeout=2) as c:
