@@ -77,54 +77,64 @@ def prepared_operations(history: History, model: Any) -> list[Operation]:
     return out
 
 
-def _identity(op: Operation) -> Any:
-    result = hashable(op.completion.value) if op.type == "ok" else None  # type: ignore[union-attr]
-    return (op.f, hashable(op.invoke.value), result, op.type)
+def _identity(op: Operation, ok: bool) -> Any:
+    result = hashable(op.completion.value) if ok else None  # type: ignore[union-attr]
+    return (op.f, hashable(op.invoke.value), result, ok)
 
 
-def _dominators(ops: Sequence[Operation]) -> list[int]:
+_DOMINATOR_WINDOW = 8  # earlier identical ops looked at per op: any subset of the constraints is sound
+
+
+def _dominators(ops: Sequence[Operation], ok: Sequence[bool], calls: Sequence[int], rets: Sequence[float]) -> list[int]:
     """Per op, the bit mask of identical ops whose call and return both come earlier (pruning 2)."""
-    inf = float("inf")
     classes: dict[Any, list[int]] = {}
     for i, op in enumerate(ops):
-        classes.setdefault(_identity(op), []).append(i)
+        classes.setdefault(_identity(op, ok[i]), []).append(i)
     dom = [0] * len(ops)
     for members in classes.values():
         if len(members) < 2:
             continue
-        members.sort(key=lambda i: ops[i].call)
-        for b_pos, b in enumerate(members):
-            rb = ops[b].ret if ops[b].type == "ok" else inf
+        members.sort(key=calls.__getitem__)
+        for pos in range(1, len(members)):
+            b = members[pos]
+            rb = rets[b]
             mask = 0
-            for a in members[:b_pos]:  # earlier calls
-                ra = ops[a].ret if ops[a].type == "ok" else inf
-                if ra < rb or (ra == inf and rb == inf):
+            for a in members[max(0, pos - _DOMINATOR_WINDOW):pos]:
+                if rets[a] < rb or rets[a] == rb == _NEVER:
                     mask |= 1 << a
             dom[b] = mask
     return dom
 
 
+_NEVER = float("inf")
+
+
 def search(ops: list[Operation], model: Any, *, deadline: float | None = None,
-           max_configs: int = DEFAULT_MAX_CONFIGS) -> PartitionOutcome:
-    """Is there a linearization of ``ops`` (one partition) under ``model``?"""
+           max_configs: int = DEFAULT_MAX_CONFIGS, prune: bool = True) -> PartitionOutcome:
+    """Is there a linearization of ``ops`` (one partition) under ``model``?
+
+    ``prune=False`` turns prunings 2-5 off (the baseline the benchmark compares against).
+    """
     n = len(ops)
     ok = [op.type == "ok" for op in ops]
+    calls = [op.call for op in ops]
+    rets: list[float] = [op.ret if ok[i] else _NEVER for i, op in enumerate(ops)]  # type: ignore[misc]
     n_ok = sum(ok)
     states: list[Any] = [model.init()]
     if n_ok == 0:
         return PartitionOutcome(True, ops, 0, states)
     info = [not x for x in ok]
-    read_only = model.read_only if isinstance(model, Preparing) else None
+    read_only = model.read_only if isinstance(model, Preparing) and prune else None
     forced = [ok[i] and read_only is not None and read_only(op) for i, op in enumerate(ops)]
-    dom = _dominators(ops)
+    dom = _dominators(ops, ok, calls, rets) if prune else [0] * n
     bits = [1 << i for i in range(n)]
 
     # Events in history order; a run of calls with no return in between lists reads first (pruning 4).
     events: list[tuple[int, int]] = []
-    for i, op in enumerate(ops):
-        events.append((op.call, i))
+    for i in range(n):
+        events.append((calls[i], i))
         if ok[i]:
-            events.append((op.ret, n + i))  # type: ignore[arg-type]
+            events.append((rets[i], n + i))  # type: ignore[arg-type]
     events.sort()
     order: list[int] = []
     run: list[int] = []
@@ -163,7 +173,7 @@ def search(ops: list[Operation], model: Any, *, deadline: float | None = None,
             states.append(new)
         return new_id
 
-    info_mask = sum(bits[i] for i in range(n) if info[i])
+    info_mask = sum(bits[i] for i in range(n) if info[i]) if prune else 0
     cache: set[int] = set()
     n_configs = 0
     stack: list[int] = []
@@ -327,7 +337,7 @@ def _explain(outcome: PartitionOutcome, model: Any) -> tuple[dict[str, Any], str
 
 
 def check_linearizable(history: History, model: Any, *, time_limit: float | None = None,
-                       max_configs: int = DEFAULT_MAX_CONFIGS) -> Result:
+                       max_configs: int = DEFAULT_MAX_CONFIGS, prune: bool = True) -> Result:
     """Check a history against a model; valid True, False, or "unknown" (time or memory bound)."""
     deadline = time.monotonic() + time_limit if time_limit is not None else None
     if isinstance(model, Partitionable):
@@ -342,7 +352,7 @@ def check_linearizable(history: History, model: Any, *, time_limit: float | None
         total_ops += len(ops)
         label = ops[0].key if ops and len(parts) > 1 else None
         try:
-            outcome = search(ops, part_model, deadline=deadline, max_configs=max_configs)
+            outcome = search(ops, part_model, deadline=deadline, max_configs=max_configs, prune=prune)
         except SearchAborted as e:
             outcome = PartitionOutcome("unknown", ops, 0, [], cause=e.cause)
         outcome.label = label

@@ -230,8 +230,9 @@ class _FaultTracker:
             self.stats.active_faults = self.stats.active_faults + [f"{op.f}"]
 
 
-def run(test: Test, *, console: bool = True, out: Any = sys.stdout) -> RunOutcome:
+def run(test: Test, *, console: bool = True, out: Any = None) -> RunOutcome:
     """Run ``test`` end to end. Raises ConfigError before anything starts when an option is bad."""
+    out = out or sys.stdout
     test.validate()
     if test.remote == "local":
         from harness.cluster import require_root
