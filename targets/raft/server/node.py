@@ -149,6 +149,8 @@ class RaftServer:
                  asyncio.create_task(self._ready_forever(), name="ready")]
         if not self._wal.sync:
             tasks.append(asyncio.create_task(self._flush_unsynced_forever(), name="unsynced-flush"))
+        for task in tasks:
+            task.add_done_callback(self._stop_if_failed)
         try:
             await self._stopped.wait()
         finally:
@@ -161,6 +163,17 @@ class RaftServer:
             raise self._failure
 
     def stop(self) -> None:
+        self._stopped.set()
+
+    def _stop_if_failed(self, task: asyncio.Task[None]) -> None:
+        """A background task that dies (a bug in the core, a failed flush) stops the node loudly."""
+        if task.cancelled() or task.exception() is None:
+            return
+        error = task.exception()
+        log.critical("%s: stopping: task %s failed: %r", self.config.id, task.get_name(), error, exc_info=error)
+        if self._failure is None:
+            self._failure = error if isinstance(error, NodeFailure) else NodeFailure(
+                f"{task.get_name()}: {type(error).__name__}: {error}")
         self._stopped.set()
 
     async def _tick_forever(self) -> None:
@@ -205,10 +218,7 @@ class RaftServer:
             except Exception as e:
                 # A failed write or fsync leaves the durable state unknown; carrying on could acknowledge
                 # what is not on disk. Crash-stop, as Raft assumes: no Ready is handled after this one.
-                log.critical("%s: stopping: %s: %s", self.config.id, type(e).__name__, e, exc_info=True)
-                self._failure = NodeFailure(f"{type(e).__name__}: {e}")
-                self._stopped.set()
-                return
+                raise NodeFailure(f"{type(e).__name__}: {e}") from e
             self._log_role_change()
 
     def _handle_durable(self, ready: Ready) -> None:
