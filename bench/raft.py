@@ -7,10 +7,12 @@ Starts 3 server processes, runs N client threads doing a seeded mix of puts and 
 
 ``--to all`` spreads the clients over every node, so followers forward to the leader.
 
-Measured 2026-11-26 on the 2-CPU development VM while other test suites kept its load average at 5-6
-(so the store got well under the whole machine): 16 clients, median of 3 runs of 5 s: 888 ops/s,
-p50 16.6 ms, p99 38 ms; 32 clients: 1,368 ops/s, p50 22.7 ms, p99 43 ms. The servers spend about
-0.7 ms of CPU per operation in total (leader ~0.4, each follower ~0.15), the client threads ~0.25.
+Measured 2026-11-26 on the 2-CPU development VM while other test suites kept its load average at 3.5-7
+(so the store got well under the whole machine; the figures moved a lot between sessions): 16 clients,
+median of 3 runs of 5 s: 520-890 ops/s, p50 17-30 ms, p99 38-65 ms; 32 clients: 850-1,370 ops/s;
+16 clients spread over all nodes (forwarding): 380-580 ops/s. The servers spend about 0.7 ms of CPU
+per operation in total (leader ~0.4, each follower ~0.15), the client threads ~0.25, so an idle
+2-CPU machine has room for roughly twice the loaded figures.
 """
 
 from __future__ import annotations
