@@ -2,7 +2,12 @@
 
 One scheduler (the calling thread) asks the generator for ops, hands each to its worker thread, and
 records invocations and completions in the order they happen. Only the scheduler writes the history, so
-the recorder needs no lock; a worker only ever runs the op it was given. An op whose client raises is
+the recorder needs no lock; a worker only ever runs the op it was given.
+
+Durability: every invocation is flushed to the history file before it is handed to its worker (an op can
+only take effect after its invocation is on disk), and completions are flushed before the scheduler
+waits for anything. Writes are batched between those points: one flush covers every op recorded since
+the last, which is what lets the recorder keep up with thousands of ops per second. An op whose client raises is
 ``info`` (it may have happened); after an ``info`` the worker continues as a new process
 (process + number of client workers), as in Jepsen.
 """
@@ -36,20 +41,30 @@ class Client(Protocol):
 
 
 class Recorder(Protocol):
+    """``append`` records an op; ``flush`` makes everything appended so far durable (on disk)."""
+
     def append(self, op: Op) -> None: ...
+
+    def flush(self) -> None: ...
 
 
 @dataclass
 class ListRecorder:
-    """Keeps the history in memory and forwards each op to ``sink`` (the JSON Lines writer)."""
+    """Keeps the history in memory and forwards each op to ``sink`` (the JSON Lines writer), flushed by
+    ``flush_sink``."""
 
     sink: Callable[[Op], None] | None = None
+    flush_sink: Callable[[], None] | None = None
     ops: list[Op] = field(default_factory=list)
 
     def append(self, op: Op) -> None:
         self.ops.append(op)
         if self.sink is not None:
             self.sink(op)
+
+    def flush(self) -> None:
+        if self.flush_sink is not None:
+            self.flush_sink()
 
 
 @dataclass
@@ -66,10 +81,10 @@ class Stats:
 
 
 class _Worker(threading.Thread):
-    def __init__(self, thread: Any, run_op: Callable[[Op], Op], done: queue.Queue[tuple[Any, Op]]) -> None:
+    def __init__(self, thread: Any, run_op: Callable[[Op], Op], done: queue.SimpleQueue[tuple[Any, Op]]) -> None:
         super().__init__(name=f"worker-{thread}", daemon=True)
         self.thread_id = thread
-        self.inbox: queue.Queue[Op | None] = queue.Queue()
+        self.inbox: queue.SimpleQueue[Op | None] = queue.SimpleQueue()
         self._run_op = run_op
         self._done = done
 
@@ -105,7 +120,7 @@ def run(test: Any, gen: Generator, *, clients: Mapping[int, Client], nemesis: An
     stats = stats or Stats()
     nodes_of = nodes_of or {}
     t0 = time.monotonic_ns()
-    done: queue.Queue[tuple[Any, Op]] = queue.Queue()
+    done: queue.SimpleQueue[tuple[Any, Op]] = queue.SimpleQueue()  # C-implemented: the hot path
     n_clients = len(clients)
     workers: dict[Any, _Worker] = {}
     for t, client in clients.items():
@@ -126,13 +141,16 @@ def run(test: Any, gen: Generator, *, clients: Mapping[int, Client], nemesis: An
         recorder.append(op)
         return op
 
+    all_workers = tuple(workers)
+    free: set[Any] = set(workers)
+
     def context() -> Context:
-        free = frozenset(t for t in workers if t not in in_flight)
-        return Context(now(), free, tuple(workers), rng)
+        return Context(now(), frozenset(free), all_workers, rng)
 
     def complete(thread: Any, returned: Op) -> None:
         nonlocal gen
         invocation = in_flight.pop(thread)
+        free.add(thread)
         op = record(_completion_of(invocation, returned))
         stats.in_flight = len(in_flight)
         if thread != NEMESIS_THREAD:
@@ -141,17 +159,25 @@ def run(test: Any, gen: Generator, *, clients: Mapping[int, Client], nemesis: An
                 process_of[thread] += n_clients  # the old process may still be running the op
         gen = gen.update(test, context(), op)
 
-    def wait_for_completion(timeout: float | None) -> None:
-        try:
-            thread, returned = done.get(timeout=timeout)
-        except queue.Empty:
-            return
-        complete(thread, returned)
-        while True:  # drain whatever else finished meanwhile
+    outbox: list[tuple[_Worker, Op]] = []  # invocations recorded, not yet handed to their workers
+
+    def send() -> None:
+        recorder.flush()
+        for worker, op in outbox:
+            worker.inbox.put(op)
+        outbox.clear()
+
+    def wait_for_completion(timeout: float) -> None:
+        if timeout > 0:
+            send()
+        if timeout > 0 or not done.empty():
             try:
-                thread, returned = done.get_nowait()
+                thread, returned = done.get(timeout=timeout) if timeout > 0 else done.get_nowait()
             except queue.Empty:
                 return
+            complete(thread, returned)
+        while not done.empty():  # drain whatever else finished meanwhile
+            thread, returned = done.get_nowait()
             complete(thread, returned)
 
     for w in workers.values():
@@ -186,17 +212,20 @@ def run(test: Any, gen: Generator, *, clients: Mapping[int, Client], nemesis: An
                            value=value.get("value"), key=value.get("key"),
                            node=nodes_of.get(thread) if thread != NEMESIS_THREAD else None))
             in_flight[thread] = op
+            free.discard(thread)
             stats.in_flight = len(in_flight)
             if thread != NEMESIS_THREAD:
                 stats.invoked += 1
             gen = gen.update(test, context(), op)
-            workers[thread].inbox.put(op)
+            outbox.append((workers[thread], op))
+        send()
         deadline = time.monotonic() + drain_timeout
         while in_flight and time.monotonic() < deadline:
             wait_for_completion(max(0.0, min(0.2, deadline - time.monotonic())))
         if in_flight:
             log.warning("%d op(s) still in flight after %.0f s; they stay without completion (indeterminate)",
                         len(in_flight), drain_timeout)
+        recorder.flush()
     finally:
         for w in workers.values():
             w.inbox.put(None)

@@ -252,7 +252,8 @@ def run(test: Test, *, console: bool = True, out: Any = None) -> RunOutcome:
     recorder = interpreter.ListRecorder()
     stats = interpreter.Stats()
     writer = JsonlWriter(str(run_dir.history_file))
-    recorder.sink = _FaultTracker(stats, writer.append).append
+    recorder.sink = _FaultTracker(stats, writer.write).append
+    recorder.flush_sink = writer.flush
     cluster = LocalCluster(run_dir.run_id, test.nodes, log_dir=run_dir.nodes_dir)
     workload = workload_named(test.workload, test)
     stop = threading.Event()

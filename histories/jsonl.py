@@ -90,8 +90,8 @@ def dumps_op(op: Op) -> str:
 class JsonlWriter:
     """Appends ops to a history file, one line each, flushed (and optionally fsync'd) as it goes.
 
-    A harness killed with -9 loses no op whose ``append`` returned: each line reaches the kernel before
-    ``append`` returns (``fsync=True`` also survives a machine crash, at a cost).
+    A harness killed with -9 loses no op whose ``append`` (or whose batch's ``flush``) returned: the lines
+    reach the kernel before it returns (``fsync=True`` also survives a machine crash, at a cost).
     """
 
     def __init__(self, path: str, *, fsync: bool = False) -> None:
@@ -100,7 +100,15 @@ class JsonlWriter:
         self._fsync = fsync
 
     def append(self, op: Op) -> None:
+        """Write one op and flush it."""
+        self.write(op)
+        self.flush()
+
+    def write(self, op: Op) -> None:
+        """Write one op without flushing (the caller flushes a batch with ``flush``)."""
         self._fh.write(dumps_op(op) + "\n")
+
+    def flush(self) -> None:
         self._fh.flush()
         if self._fsync:
             os.fsync(self._fh.fileno())

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 OpType = Literal["invoke", "ok", "fail", "info"]
 OP_TYPES: frozenset[str] = frozenset(("invoke", "ok", "fail", "info"))
@@ -12,9 +11,8 @@ NEMESIS = "nemesis"
 Process = int | str
 
 
-@dataclass(frozen=True, slots=True)
-class Op:
-    """One event of a history.
+class Op(NamedTuple):
+    """One event of a history (immutable; a named tuple because the recorder makes millions of them).
 
     ``type``: ``invoke`` starts an operation; ``ok`` = it happened; ``fail`` = it definitely did not
     happen; ``info`` = indeterminate (it may have taken effect at any time after its invocation, or never).
@@ -41,7 +39,7 @@ class Op:
         return self.type == "invoke"
 
     def with_(self, **changes: Any) -> Op:
-        return replace(self, **changes)
+        return self._replace(**changes)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON Lines record: fields that are unset (None / time -1) are left out."""

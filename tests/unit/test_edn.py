@@ -30,7 +30,7 @@ def same(a: Any, b: Any) -> bool:
     if type(a) is not type(b):
         return False
     if isinstance(a, Op):
-        return all(same(getattr(a, field), getattr(b, field)) for field in Op.__dataclass_fields__)
+        return all(same(getattr(a, field), getattr(b, field)) for field in Op._fields)
     if isinstance(a, (list, tuple)):
         return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, dict):
