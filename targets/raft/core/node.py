@@ -137,7 +137,9 @@ class RaftNode:
             self._heartbeat_elapsed += 1
             if self._election_elapsed >= self.config.election_ticks:
                 self._election_elapsed = 0
-                if len(self._recent_active | {self.id}) < self._quorum:
+                lost_quorum = len(self._recent_active | {self.id}) < self._quorum
+                # Bug lease-read: a leader trusts its wall-clock lease over the evidence of its ticks.
+                if lost_quorum and not ("lease-read" in self.config.bugs and self._lease_holds()):
                     self._become_follower(self.term, None)  # check-quorum: we lost the majority
                     return
                 self._recent_active = set()
@@ -477,8 +479,8 @@ class RaftNode:
             if self._next[p] <= self.last_index:
                 self._send_append(p)
             return
-        if msg.index < self._match[p]:
-            return  # a stale rejection
+        if msg.index <= self._match[p]:
+            return  # a stale rejection (an acknowledged index cannot be missing: that disk lost data)
         target = msg.reject_hint
         if msg.reject_term:
             ours = [e.index for e in self._log if e.term == msg.reject_term]

@@ -18,7 +18,7 @@ ACTIONS = ("isolate", "partition", "heal", "crash", "restart", "net", "calm", "s
 
 @dataclass(frozen=True)
 class Step:
-    """``isolate(node)``, ``partition(group, ...)``, ``heal()``, ``crash(node)``, ``restart(node)``,
+    """``isolate(node)``, ``partition(group, ...)``, ``heal()``, ``crash(node|"all")``, ``restart(node|"all")``,
     ``net(drop, duplicate, delay_min_ms, delay_max_ms)``, ``calm()``, ``skew(node, offset_ms)``, ``wait()``."""
 
     action: str
@@ -55,9 +55,10 @@ def apply_step(cluster: SimCluster, step: Step, rng: random.Random) -> dict[str,
         cluster.network.heal()
         return {}
     if a == "crash":
-        node = resolve(cluster, args[0], rng)
-        cluster.crash(node)
-        return {"crashed": node}
+        targets = list(cluster.nodes) if args[0] == "all" else [resolve(cluster, args[0], rng)]
+        for n in targets:
+            cluster.crash(n)
+        return {"crashed": targets}
     if a == "restart":
         targets = list(cluster.nodes) if args[0] == "all" else [resolve(cluster, args[0], rng)]
         for n in targets:
@@ -107,7 +108,9 @@ def random_step(rng: random.Random, faults: frozenset[str], cluster: SimCluster)
         down = [n for n, node in cluster.nodes.items() if not node.up]
         if down and (undo or len(down) == len(cluster.nodes)):
             return Step("restart", (rng.choice(down) if rng.random() < 0.7 else "all",), run_ms)
-        target = "leader" if rng.random() < 0.5 else rng.choice(list(cluster.nodes))
+        r = rng.random()
+        # Crashing every node at once is the power failure that loses whatever was not fsync'd.
+        target = "all" if r < 0.2 else "leader" if r < 0.6 else rng.choice(list(cluster.nodes))
         return Step("crash", (target,), run_ms)
     if kind == "skew":
         skewed = any(n.skew_ms for n in cluster.nodes.values())

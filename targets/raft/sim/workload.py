@@ -1,7 +1,8 @@
 """Simulated clients: each runs one operation at a time against a node and records the history.
 
-A client follows a not-leader redirect (the op definitely did not happen there) for a few hops before it
-records ``fail``. An op with no answer before its timeout, or whose node crashed mid-way, is ``info``,
+Like Jepsen's workers, each client is bound to one node (client i to node i mod n) and starts every op
+there; it follows a not-leader redirect (the op definitely did not happen there) for a few hops before
+it records ``fail``. An op with no answer before its timeout, or whose node crashed mid-way, is ``info``,
 and that client continues under a new process id (old + concurrency), as Jepsen's workers do.
 """
 
@@ -22,13 +23,15 @@ MAX_REDIRECTS = 3
 class Workload:
     concurrency: int = 5
     lock_clients: int = 0                 # how many of the clients run the lock workload (the rest: kv)
-    registers: tuple[str, ...] = ("r0", "r1", "r2")  # read / write / cas keys
-    lists: tuple[str, ...] = ("a0",)      # read / append keys
+    registers: int = 3                    # register keys in use at once (read / write / cas)
+    lists: int = 1                        # list keys in use at once (read / append)
+    ops_per_key: int = 80                 # then the key retires for a fresh one: bounded per-key histories
     locks: tuple[str, ...] = ("L0",)
     timeout_ms: int = 400
     think_max_ms: float = 4.0
     lock_ttl_ms: int = 150
     lock_stall_p: float = 0.15            # a lock holder stalls past its lease (a GC pause): fencing matters
+    unavailable_backoff_ms: tuple[float, float] = (10.0, 40.0)
 
 
 class Recorder:
@@ -71,6 +74,20 @@ class Clients:
         self.invoked = 0
         self.node_ids = list(cluster.nodes)
         self._clients = [_Client(self, i, is_lock=i < workload.lock_clients) for i in range(workload.concurrency)]
+        self._keys = [f"r{i}" for i in range(workload.registers)] + [f"a{i}" for i in range(workload.lists)]
+        self._uses = [0] * len(self._keys)
+        self._next_key = len(self._keys)
+
+    def pick_key(self) -> str:
+        """A key in use; after ``ops_per_key`` ops it is replaced by a fresh key of its kind (r… or a…)."""
+        slot = self.rng.randrange(len(self._keys))
+        key = self._keys[slot]
+        self._uses[slot] += 1
+        if self._uses[slot] >= self.w.ops_per_key:
+            self._keys[slot] = f"{key[0]}{self._next_key}"
+            self._uses[slot] = 0
+            self._next_key += 1
+        return key
 
     def start(self) -> None:
         for c in self._clients:
@@ -105,10 +122,10 @@ class _Client:
         return self._counter * 100 + self.process % self.g.w.concurrency  # unique across clients
 
     def _kv_op(self) -> tuple[str, Any, Any, tuple[str, Any]]:
-        rng, w = self.g.rng, self.g.w
-        key = rng.choice(w.registers + w.lists)
+        rng = self.g.rng
+        key = self.g.pick_key()
         r = rng.random()
-        if key in w.lists:
+        if key.startswith("a"):
             if r < 0.5:
                 return "read", key, None, ("read", key)
             v = self._fresh()
@@ -179,7 +196,6 @@ class _Client:
             if p.hops < MAX_REDIRECTS:
                 p.hops += 1
                 p.node = hint if hint is not None else self.g.rng.choice(self.g.node_ids)
-                self.node = p.node
                 self._send(p)
                 return
             error = "not-leader"
@@ -199,10 +215,9 @@ class _Client:
         self._learn(p, type_, value)
         if type_ == "info":
             self.process += g.w.concurrency
-            self.node = g.rng.choice(g.node_ids)
-        elif type_ == "fail" and error in ("connection-refused", "connection-lost", "not-leader"):
-            self.node = g.rng.choice(g.node_ids)
         think = int(g.rng.uniform(0, g.w.think_max_ms) * 1000)
+        if type_ == "fail" and error in ("connection-refused", "connection-lost", "not-leader"):
+            think += int(g.rng.uniform(*g.w.unavailable_backoff_ms) * 1000)  # no leader here: back off
         if self.is_lock and self._holding is not None and g.rng.random() < g.w.lock_stall_p:
             think += g.w.lock_ttl_ms * 2 * 1000  # a stall past the lease: another client may take the lock
         g.loop.after(think, self.invoke_next)
