@@ -514,8 +514,8 @@ class RaftNode:
                 rnd.acks.add(p)
                 self._maybe_confirm_round(seq)
         if self._match[p] < self.last_index:
-            # Appends in flight may have been lost: resend from the last acknowledged index.
-            self._next[p] = self._match[p] + 1
+            # Appends in flight may have been lost: probe again from the follower's own log end.
+            self._next[p] = max(self._match[p] + 1, min(self._next[p], msg.index + 1))
             self._send_append(p)
 
 
