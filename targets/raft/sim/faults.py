@@ -14,6 +14,7 @@ from targets.raft.sim.network import HEALTHY, LinkConditions
 
 FAULTS = ("partition", "crash", "drop", "delay", "duplicate", "skew")
 ACTIONS = ("isolate", "partition", "heal", "crash", "restart", "net", "calm", "skew", "wait")
+STEP_MS = (100, 600)  # how long a random step lasts: long enough for elections to finish inside a fault
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,7 @@ def heal_everything(cluster: SimCluster) -> None:
 
 def random_step(rng: random.Random, faults: frozenset[str], cluster: SimCluster) -> Step:
     """The random nemesis: a fault of an enabled kind, or the undoing of one that is active."""
-    run_ms = rng.randrange(100, 600)
+    run_ms = rng.randrange(*STEP_MS)
     if not faults:
         return Step("wait", (), run_ms)
     kind = rng.choice(sorted(faults))

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from histories.history import History
-from histories.op import NEMESIS, Op
+from histories.op import NEMESIS
 from targets.raft.core import BUGS
 from targets.raft.sim.cluster import SimCluster, Timing
 from targets.raft.sim.events import EventLoop
@@ -116,5 +116,13 @@ def _stats(history: History, loop: EventLoop, cluster: SimCluster) -> dict[str, 
     }
 
 
-def nemesis_ops(history: History) -> list[Op]:
-    return history.nemesis_ops()
+def reproduction(seed: int, schedule: Sequence[Step], *, nodes: int = 5, bug: str | None = None,
+                 workload: Workload | None = None) -> str:
+    """Python that replays a scheduled run exactly (printed for a failing hypothesis example)."""
+    w = "" if workload is None else f", workload={workload!r}"
+    steps = ",\n    ".join(repr(s) for s in schedule)
+    return ("from targets.raft.sim.faults import Step\n"
+            "from targets.raft.sim.simulate import simulate\n"
+            "from targets.raft.sim.workload import Workload\n"
+            f"result = simulate({seed}, nodes={nodes}, ops=10**9, bug={bug!r}{w}, schedule=[\n    {steps},\n])\n"
+            "print(result.stats, *result.violations, sep='\\n')\n")
