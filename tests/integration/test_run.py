@@ -61,11 +61,11 @@ def test_correct_store_is_valid_under_every_fault(tmp_path: Path, workload: str)
 
 # Each deliberate bug, with the faults that expose it, caught within a bounded number of seeds.
 def run_schedule(store: Path, schedule: list[dict], seed: int, bugs: tuple[str, ...], nemesis: tuple[str, ...],
-                 time_limit: float = 9.0):
+                 time_limit: float = 9.0, workload: str = "register", concurrency: int = 10):
     from harness.test import Test, run
 
-    test = Test(workload="register", nemesis=nemesis, nodes=5, time_limit=time_limit, seed=seed, bugs=bugs,
-                store=str(store), schedule=schedule, rate=150)
+    test = Test(workload=workload, nemesis=nemesis, nodes=5, time_limit=time_limit, seed=seed, bugs=bugs,
+                store=str(store), schedule=schedule, rate=150, concurrency=concurrency)
     return run(test, console=False)
 
 
@@ -132,6 +132,42 @@ def test_lease_read_is_caught_only_with_clock_faults(tmp_path: Path) -> None:
     # The twin: the same partitions with synchronized clocks find nothing.
     outcome = run_schedule(tmp_path, lease_schedule(False), 1, ("lease-read",), ("partition",))
     assert outcome.valid is True, outcome.results.get("explanation")
+
+
+@pytest.mark.timeout(300)
+def test_no_fsync_is_caught_when_every_node_crashes(tmp_path: Path) -> None:
+    """Acknowledged writes that were never made durable are gone after a crash of every node; the
+    correct store (same crashes) keeps them."""
+    schedule = [{"at_s": 3.0, "f": "kill", "value": "all"}, {"at_s": 4.0, "f": "start", "value": None},
+                {"at_s": 6.5, "f": "kill", "value": "all"}, {"at_s": 7.5, "f": "start", "value": None}]
+    verdicts = []
+    for seed in range(1, 4):
+        outcome = run_schedule(tmp_path, schedule, seed, ("no-fsync",), ("kill",))
+        verdicts.append(outcome.valid)
+        if outcome.valid is False:
+            break
+    else:
+        pytest.fail(f"--bug no-fsync was not caught: {verdicts}")
+    outcome = run_schedule(tmp_path, schedule, 1, (), ("kill",))
+    assert outcome.valid is True, outcome.results.get("explanation")
+
+
+@pytest.mark.timeout(400)
+def test_no_fencing_is_caught_when_a_holder_is_cut_off(tmp_path: Path) -> None:
+    """A holder cut off past its lease writes with its old token after the next holder wrote."""
+    schedule = []
+    for start in (1.0, 3.5, 6.0, 8.5):
+        schedule += [{"at_s": start, "f": "start-partition", "value": "one"},
+                     {"at_s": start + 2.0, "f": "stop-partition", "value": None}]
+    verdicts = []
+    for seed in range(1, 7):
+        outcome = run_schedule(tmp_path, schedule, seed, ("no-fencing",), ("partition",), time_limit=11,
+                               workload="lock", concurrency=5)
+        verdicts.append(outcome.valid)
+        if outcome.valid is False:
+            assert outcome.results["lock"]["fencing"]["valid"] is False
+            return
+    pytest.fail(f"--bug no-fencing was not caught: {verdicts}")
 
 
 @pytest.mark.timeout(120)
