@@ -45,7 +45,7 @@ schedules = st.lists(steps, min_size=1, max_size=8)
 
 
 @pytest.mark.timeout(300)
-@settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(schedule=schedules, seed=st.integers(min_value=0, max_value=3))
 def test_raft_stays_safe_under_any_fault_schedule(schedule, seed):
     note("reproduce with:\n" + reproduction(seed, schedule, nodes=len(NODES), workload=WORKLOAD))

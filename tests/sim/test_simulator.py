@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from histories.jsonl import read_jsonl, write_jsonl
@@ -25,6 +30,21 @@ def test_the_same_seed_gives_a_byte_identical_history(tmp_path):
     other = tmp_path / "other.jsonl"
     write_jsonl(simulate(12, ops=600, workload=MIXED).history, str(other))
     assert other.read_bytes() != paths[0].read_bytes()
+
+
+@pytest.mark.timeout(120)
+def test_the_same_seed_replays_byte_for_byte_in_fresh_interpreters_with_different_hash_seeds(tmp_path):
+    repo = Path(__file__).resolve().parents[2]
+    code = ("import sys; from histories.jsonl import write_jsonl; from targets.raft.sim.simulate import simulate; "
+            "from targets.raft.sim.workload import Workload; "
+            "write_jsonl(simulate(21, ops=400, workload=Workload(lock_clients=2)).history, sys.argv[1])")
+    outputs = []
+    for hash_seed in ("1", "2"):
+        out = tmp_path / f"h{hash_seed}.jsonl"
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed, "PYTHONPATH": str(repo)}
+        subprocess.run([sys.executable, "-c", code, str(out)], check=True, cwd=repo, env=env, timeout=100)
+        outputs.append(out.read_bytes())
+    assert outputs[0] == outputs[1] and outputs[0]
 
 
 @pytest.mark.timeout(60)
