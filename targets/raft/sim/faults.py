@@ -93,6 +93,9 @@ def random_step(rng: random.Random, faults: frozenset[str], cluster: SimCluster)
     run_ms = rng.randrange(*STEP_MS)
     if not faults:
         return Step("wait", (), run_ms)
+    down = [n for n, node in cluster.nodes.items() if not node.up]
+    if len(down) > len(cluster.nodes) // 2 and rng.random() < 0.6:
+        return Step("restart", ("all",), run_ms)  # a cluster that stays down tests nothing more
     kind = rng.choice(sorted(faults))
     net = cluster.network
     undo = rng.random() < 0.5
@@ -106,7 +109,6 @@ def random_step(rng: random.Random, faults: frozenset[str], cluster: SimCluster)
         cut = rng.randrange(1, len(nodes) // 2 + 1)
         return Step("partition", (tuple(sorted(nodes[:cut])), tuple(sorted(nodes[cut:]))), run_ms)
     if kind == "crash":
-        down = [n for n, node in cluster.nodes.items() if not node.up]
         if down and (undo or len(down) == len(cluster.nodes)):
             return Step("restart", (rng.choice(down) if rng.random() < 0.7 else "all",), run_ms)
         r = rng.random()
