@@ -16,6 +16,11 @@ against a brute-force search in tests/unit/test_linearizable_bruteforce.py):
 5. Subsumption: a configuration with the same completed ops and state as one already explored, but one
    more info op applied, cannot succeed where that one failed (every continuation of it is also a
    continuation of the other, which still has the info op available and need never apply it).
+6. Info ops just in time: an info op X is placed only right before an op Y that needs it. If Y were
+   legal without X and is a read, Y then X is as good (an info op has no return, so nothing forces X
+   before Y); if Y overwrites the state (a write, a successful CAS, a lock grant), X need not happen at
+   all. So after placing X the next op must be illegal in the state before X; the memo key holds that
+   state. This is what makes Jepsen's etcd histories, full of timed-out writes, cheap.
 
 A time limit and a bound on remembered configurations make a search that explodes end with ``unknown``
 and its cause instead of hanging or exhausting memory.
@@ -28,7 +33,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from checkers.model import HasSubmodel, Partitionable, Preparing
 from checkers.result import Result, merge_validity
 from histories.history import History, Operation, hashable
 
@@ -64,7 +68,7 @@ class PartitionOutcome:
 
 def prepared_operations(history: History, model: Any) -> list[Operation]:
     """Client operations the model must explain: failed ops dropped, model.prepare applied."""
-    prepare = model.prepare if isinstance(model, Preparing) else None
+    prepare = getattr(model, "prepare", None)  # getattr, not isinstance: protocol checks are slow
     out = []
     for op in history.operations():
         if op.type == "fail":
@@ -77,9 +81,14 @@ def prepared_operations(history: History, model: Any) -> list[Operation]:
     return out
 
 
+_SCALARS = (int, str, float, bool, type(None))
+
+
 def _identity(op: Operation, ok: bool) -> Any:
-    result = hashable(op.completion.value) if ok else None  # type: ignore[union-attr]
-    return (op.f, hashable(op.invoke.value), result, ok)
+    arg = op.invoke.value
+    result = op.completion.value if ok else None  # type: ignore[union-attr]
+    return (op.f, arg if type(arg) in _SCALARS else hashable(arg),
+            result if type(result) in _SCALARS else hashable(result), ok)
 
 
 _DOMINATOR_WINDOW = 8  # earlier identical ops looked at per op: any subset of the constraints is sound
@@ -124,10 +133,15 @@ def search(ops: list[Operation], model: Any, *, deadline: float | None = None,
     if n_ok == 0:
         return PartitionOutcome(True, ops, 0, states)
     info = [not x for x in ok]
-    read_only = model.read_only if isinstance(model, Preparing) and prune else None
+    read_only = getattr(model, "read_only", None) if prune else None
     forced = [ok[i] and read_only is not None and read_only(op) for i, op in enumerate(ops)]
     dom = _dominators(ops, ok, calls, rets) if prune else [0] * n
     bits = [1 << i for i in range(n)]
+    # Pruning 6: ops that never need an info op placed just before them (reads, and ops whose result
+    # does not depend on the state they find: writes, successful CAS).
+    overwrites = getattr(model, "overwrites", None) if prune else None
+    needs_nothing = [bool((read_only is not None and read_only(op)) or (overwrites is not None and overwrites(op)))
+                     for op in ops]
 
     # Events in history order; a run of calls with no return in between lists reads first (pruning 4).
     events: list[tuple[int, int]] = []
@@ -170,6 +184,8 @@ def search(ops: list[Operation], model: Any, *, deadline: float | None = None,
         new_id = sid_of.get(new)
         if new_id is None:
             new_id = sid_of[new] = len(states)
+            if new_id >= state_bits - 1:
+                raise SearchAborted(f"more than {state_bits - 2:,} distinct model states")
             states.append(new)
         return new_id
 
@@ -178,6 +194,11 @@ def search(ops: list[Operation], model: Any, *, deadline: float | None = None,
     n_configs = 0
     stack: list[int] = []
     saved: list[int] = []
+    saved_after: list[int] = []
+    # after_info: the state before the last placed op when that op was an info op, else -1. The next op
+    # must then be one that needed it (pruning 6); configurations differ by it, so the memo key holds it.
+    after_info = -1
+    state_bits = 1 << 24
     failure = _Failure()
     lin = 0
     sid = 0
@@ -197,13 +218,23 @@ def search(ops: list[Operation], model: Any, *, deadline: float | None = None,
             if d and lin & d != d:
                 node = nxt[node]
                 continue
+            if after_info >= 0 and needs_nothing[i]:
+                k = after_info * n + i
+                before = table.get(k)
+                if before is None:
+                    before = table[k] = next_state(after_info, i)
+                if before >= 0:  # legal without the info op just placed: that op was not needed here
+                    node = nxt[node]
+                    continue
             k = sid * n + i
             ns = table.get(k)
             if ns is None:
                 ns = table[k] = next_state(sid, i)
             if ns >= 0 and not (ns == sid and info[i]):
                 newlin = lin | bits[i]
-                key = (ns << n) | newlin
+                new_after = sid if info[i] else -1
+                base = ((new_after + 1) * state_bits + ns) << n
+                key = base | newlin
                 if key in cache:
                     fresh = False
                 else:
@@ -211,7 +242,6 @@ def search(ops: list[Operation], model: Any, *, deadline: float | None = None,
                     # fewer, was explored already: having that op still available is never worse.
                     fresh = True
                     applied_info = newlin & info_mask
-                    base = ns << n
                     while applied_info:
                         b = applied_info & -applied_info
                         if (base | (newlin ^ b)) in cache:
@@ -223,8 +253,10 @@ def search(ops: list[Operation], model: Any, *, deadline: float | None = None,
                     n_configs += 1
                     stack.append(i)
                     saved.append(sid)
+                    saved_after.append(after_info)
                     lin = newlin
                     sid = ns
+                    after_info = new_after
                     # lift the op's events out of the list
                     p, q = prv[i], nxt[i]
                     nxt[p] = q
@@ -260,6 +292,7 @@ def search(ops: list[Operation], model: Any, *, deadline: float | None = None,
                 return PartitionOutcome(False, ops, n_configs, states, failure, steps=steps)
             i = stack.pop()
             sid = saved.pop()
+            after_info = saved_after.pop()
             lin ^= bits[i]
             if ok[i]:
                 r = n + i
@@ -340,14 +373,13 @@ def check_linearizable(history: History, model: Any, *, time_limit: float | None
                        max_configs: int = DEFAULT_MAX_CONFIGS, prune: bool = True) -> Result:
     """Check a history against a model; valid True, False, or "unknown" (time or memory bound)."""
     deadline = time.monotonic() + time_limit if time_limit is not None else None
-    if isinstance(model, Partitionable):
-        parts = model.partition(history)
-    else:
-        parts = [history]
+    partition = getattr(model, "partition", None)
+    parts = partition(history) if partition is not None else [history]
+    submodel = getattr(model, "submodel", None)
     outcomes: list[PartitionOutcome] = []
     total_ops = 0
     for part in parts:
-        part_model = model.submodel(part) if isinstance(model, HasSubmodel) else model
+        part_model = submodel(part) if submodel is not None else model
         ops = prepared_operations(part, part_model)
         total_ops += len(ops)
         label = ops[0].key if ops and len(parts) > 1 else None

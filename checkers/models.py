@@ -87,6 +87,10 @@ class Register:
     def read_only(self, op: Operation) -> bool:
         return op.f in _READ
 
+    def overwrites(self, op: Operation) -> bool:
+        """The state after the op does not depend on the state before it (whenever the op is legal)."""
+        return op.f in _WRITE or op.f in _CAS
+
     def step(self, state: Any, op: Operation) -> tuple[bool, Any]:
         f = op.f
         if f in _READ:
@@ -225,6 +229,9 @@ class Mutex:
 
     def read_only(self, op: Operation) -> bool:
         return False
+
+    def overwrites(self, op: Operation) -> bool:
+        return True  # acquire leaves the owner, release leaves it free: never what it found
 
     def step(self, state: Any, op: Operation) -> tuple[bool, Any]:
         owner = self._owner(op)
