@@ -81,3 +81,11 @@ def test_network_partitions_drop_and_duplicate():
     net.conditions = LinkConditions(duplicate=1.0, delay_min_ms=5, delay_max_ms=50)
     delays = net.deliveries("n1", "n2")
     assert len(delays) == 2 and all(5000 <= d <= 50000 for d in delays)
+
+
+def test_an_uncommitted_suffix_that_contradicts_the_committed_log():
+    inv = Invariants()
+    inv.check_logs(0, {"n1": (e(1, 1, "x"), e(1, 2, "y"))}, {"n1": 2}, {"n1": 1}, [])
+    inv.check_logs(1, {"n1": (e(1, 1, "x"), e(1, 2, "y")), "n2": (e(1, 1, "x"), e(1, 2, "z"))},
+                   {"n1": 2, "n2": 1}, {"n1": 1, "n2": 1}, [])
+    assert [v.invariant for v in inv.violations] == ["log matching"]

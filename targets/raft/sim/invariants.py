@@ -58,32 +58,50 @@ class Invariants:
     def check_logs(self, now_ms: int, logs: dict[str, tuple[Entry, ...]], commits: dict[str, int],
                    terms: dict[str, int], leaders: Iterable[str]) -> None:
         """Log matching, and committed entries never lost or changed. ``logs`` are current (in-memory)
-        logs, ``terms`` each node's current term, ``leaders`` the nodes that believe they lead."""
-        # (index, term) -> (entry, previous term): agreement on this for every log is log matching by induction.
+        logs, ``terms`` each node's current term, ``leaders`` the nodes that believe they lead.
+
+        Fast paths compare list slices in C (entries are shared objects, so equality is mostly identity);
+        the per-entry walks run only on the uncommitted suffixes or when something is wrong.
+        """
+        committed = self.committed
+        verified: dict[str, int] = {}
+        # Lowest terms first: an entry's commit_term is the lowest term of a node that saw it committed.
+        for node in sorted(logs, key=lambda n: terms[n]):
+            log = logs[node]
+            commit = min(commits[node], len(log))
+            k = min(commit, len(committed))
+            if list(log[:k]) != committed[:k]:
+                i = next(i for i in range(k) if log[i] != committed[i])
+                self._fail(now_ms, "committed entry changed",
+                           f"{node} has {_show(log[i])} at committed index {i + 1}; it was {_show(committed[i])}")
+                k = i
+            elif commit > len(committed):
+                committed.extend(log[len(committed):commit])
+                self.commit_term.extend([terms[node]] * (commit - len(self.commit_term)))
+                k = commit
+            verified[node] = k
+        # Log matching: entries past each log's verified committed prefix must agree on (index, term) ->
+        # (entry, previous term); agreeing on that everywhere is log matching, by induction.
         seen: dict[tuple[int, int], tuple[Entry, int, str]] = {}
         for node, log in logs.items():
-            prev_term = 0
-            for e in log:
-                first = seen.setdefault((e.index, e.term), (e, prev_term, node))
+            k = verified[node]
+            prev_term = log[k - 1].term if k > 0 else 0
+            for e in log[k:]:
+                if e.index <= len(committed) and committed[e.index - 1].term == e.term:
+                    c_prev = committed[e.index - 2].term if e.index > 1 else 0
+                    first = (committed[e.index - 1], c_prev, "the committed log")
+                else:
+                    first = seen.setdefault((e.index, e.term), (e, prev_term, node))
                 if first[0] != e or first[1] != prev_term:
                     self._fail(now_ms, "log matching",
                                f"{node} and {first[2]} both have term {e.term} at index {e.index} but differ up to it")
                     break
                 prev_term = e.term
-        for node, log in logs.items():
-            commit = min(commits[node], len(log))
-            for i in range(len(self.committed), commit):
-                self.committed.append(log[i])
-                self.commit_term.append(terms[node])
-            for i in range(commit):
-                self.commit_term[i] = min(self.commit_term[i], terms[node])
-                if log[i] != self.committed[i]:
-                    self._fail(now_ms, "committed entry changed",
-                               f"{node} has {_show(log[i])} at committed index {i + 1}; it was {_show(self.committed[i])}")
-                    break
         for node in leaders:
             log, term = logs[node], terms[node]
-            for i, c in enumerate(self.committed):
+            if list(log[:len(committed)]) == committed:
+                continue
+            for i, c in enumerate(committed):
                 if self.commit_term[i] < term and (i >= len(log) or log[i] != c):
                     self._fail(now_ms, "committed entry lost",
                                f"leader {node} of term {term} lacks {_show(c)}, committed by term {self.commit_term[i]}")
