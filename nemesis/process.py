@@ -13,12 +13,13 @@ import random
 import signal
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from harness.errors import ConfigError, RemoteError
 from harness.remote import ProcessHandle, Remote
 from histories.op import Op
 from nemesis.base import completed
+from targets.base import HasPrimaries, Killable, Pausable
 
 KILL, START, PAUSE, RESUME = "kill", "start", "pause", "resume"
 # Node choices an op may name (value), besides an explicit list of nodes.
@@ -26,23 +27,8 @@ TARGETS = ("one", "minority", "majority", "all", "primaries")
 KILL_WAIT_S = 10.0
 
 
-@runtime_checkable
-class Killable(Protocol):
-    def kill(self, test: Any, node: str) -> None: ...
-
-    def start(self, test: Any, node: str) -> None: ...
-
-
-@runtime_checkable
-class Pausable(Protocol):
-    def pause(self, test: Any, node: str) -> None: ...
-
-    def resume(self, test: Any, node: str) -> None: ...
-
-
-@runtime_checkable
-class HasPrimaries(Protocol):
-    def primaries(self, test: Any) -> Sequence[str]: ...
+# The target's optional capabilities live with the Target contract (targets/base.py).
+__all__ = ["HasPrimaries", "Killable", "NodeProcesses", "Pausable", "ProcessNemesis", "pick_nodes"]
 
 
 def pick_nodes(

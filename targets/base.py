@@ -1,7 +1,7 @@
 """The Target contract (DESIGN.md): what the harness needs from a system under test.
 
-Optional capabilities are separate protocols (nemesis/process.py has Killable, Pausable, HasPrimaries):
-a target that cannot be paused simply does not implement Pausable.
+Optional capabilities are separate protocols: a target that cannot be paused simply does not implement
+Pausable, and the nemesis says so in plain words instead of failing mid-run.
 """
 
 from __future__ import annotations
@@ -15,6 +15,25 @@ class Target(Protocol):
     def setup(self, test: Any, node: str) -> None: ...
 
     def teardown(self, test: Any, node: str) -> None: ...
+
+
+@runtime_checkable
+class Killable(Protocol):
+    def kill(self, test: Any, node: str) -> None: ...
+
+    def start(self, test: Any, node: str) -> None: ...
+
+
+@runtime_checkable
+class Pausable(Protocol):
+    def pause(self, test: Any, node: str) -> None: ...
+
+    def resume(self, test: Any, node: str) -> None: ...
+
+
+@runtime_checkable
+class HasPrimaries(Protocol):
+    def primaries(self, test: Any) -> Sequence[str]: ...
 
 
 @runtime_checkable
