@@ -102,7 +102,7 @@ def random_step(rng: random.Random, faults: frozenset[str], cluster: SimCluster)
     if kind == "partition":
         if undo and net.components() != [list(cluster.nodes)]:
             return Step("heal", (), run_ms)
-        if rng.random() < 0.5:
+        if rng.random() < 0.5 or len(cluster.nodes) < 2:
             return Step("isolate", ("leader",), run_ms)
         nodes = list(cluster.nodes)
         rng.shuffle(nodes)
