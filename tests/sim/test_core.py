@@ -294,3 +294,24 @@ def test_a_single_node_cluster_elects_itself_and_commits_alone():
     d.nodes[leader].read_index("r")
     d.pump()
     assert [rs.context for rs in d.read_states[leader]] == ["r"]
+
+
+def test_a_restarted_node_ignores_campaigns_for_one_election_timeout():
+    # It may have backed the current leader's lease just before it crashed: it must not help depose it.
+    d = Driver(3)
+    leader = d.elect()
+    d.tick(3)
+    voter = next(i for i in d.ids if i != leader)
+    candidate = next(i for i in d.ids if i not in (leader, voter))
+    d.start(voter)
+    term = d.nodes[voter].term
+    ask = Message("pre_vote", candidate, voter, term + 1, log_term=d.nodes[voter].last_term,
+                  index=d.nodes[voter].last_index)
+    d.nodes[voter].step(ask)
+    assert not d.nodes[voter].ready().messages, "answered a pre-vote right after restarting"
+    for _ in range(10):
+        d.nodes[voter].tick()
+    d.nodes[voter].ready()  # discard its own campaign traffic
+    d.nodes[voter].step(ask)
+    replies = [m for m in d.nodes[voter].ready().messages if m.type == "pre_vote_resp"]
+    assert replies and not replies[0].reject
