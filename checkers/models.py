@@ -92,11 +92,12 @@ class Register:
         return op.f in _WRITE or op.f in _CAS
 
     def step(self, state: Any, op: Operation) -> tuple[bool, Any]:
-        f = op.f
+        invoke = op.invoke
+        f = invoke.f
         if f in _READ:
             return hashable(op.completion.value) == state, state  # type: ignore[union-attr]
         if f in _WRITE:
-            return True, hashable(op.invoke.value)
+            return True, hashable(invoke.value)
         if f in _CAS:
             old, new = _cas_args(op)
             return (True, new) if state == old else (False, state)

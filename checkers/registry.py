@@ -43,7 +43,7 @@ def checker_named(name: str, *, consistency_model: str | None = None) -> CheckFn
             return lambda h: check_list_append(h, consistency_model=consistency_model)
         return check_list_append
     if name == "rw-register":
-        from checkers.elle import check_rw_register  # type: ignore[attr-defined]
+        from checkers.elle import check_rw_register
         if consistency_model:
             return lambda h: check_rw_register(h, consistency_model=consistency_model)
         return check_rw_register

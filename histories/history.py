@@ -166,15 +166,34 @@ class History(Sequence[Op]):
             else:
                 k = key_of_process.pop(op.process)
             groups.setdefault(k, []).append(pos)
+        operations: dict[Any, list[Operation]] = {k: [] for k in groups}
+        for o in self._operations:
+            operations[_hashable(o.invoke.key)].append(o)
         out: dict[Any, History] = {}
         for k, positions in groups.items():
             lines = [self._lines[p] for p in positions] if self._lines is not None else None
-            out[k] = History((self._ops[p] for p in positions), self.source, lines)
+            out[k] = History._validated([self._ops[p] for p in positions], self.source, lines, operations[k])
         return out
+
+    @classmethod
+    def _validated(cls, ops: list[Op], source: str | None, lines: list[int] | None,
+                   operations: list[Operation]) -> History:
+        """A part of a history already validated: its pairing is the parent's, not computed again."""
+        h = cls.__new__(cls)
+        h._ops = tuple(ops)
+        h.source = source
+        h._lines = tuple(lines) if lines is not None else None
+        h._operations = tuple(operations)
+        return h
+
+
+_SCALAR_TYPES = frozenset((int, str, float, bool, type(None)))
 
 
 def _hashable(v: Any) -> Any:
     """JSON values made hashable (lists become tuples, dicts sorted item tuples)."""
+    if type(v) in _SCALAR_TYPES:  # the common case, first: checkers call this in their inner loops
+        return v
     if isinstance(v, list):
         return tuple(_hashable(x) for x in v)
     if isinstance(v, dict):

@@ -8,9 +8,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from checkers import linearizable
 from checkers.linearizable import check_linearizable
 from checkers.models import KeyValue, MultiRegister, Mutex, Queue, Register, SetModel
 from tests.unit.linearizability_gen import brute_force_linearizable, random_history
+
+
+@pytest.fixture(params=["first-attempt", "full-prunings"], autouse=True)
+def search_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every property runs twice: as the checker runs (a cheap first attempt), and with every pruning from
+    the first step (small histories would otherwise never reach the symmetry masks)."""
+    if request.param == "full-prunings":
+        monkeypatch.setattr(linearizable, "FIRST_ATTEMPT_STEPS", None)
+
 
 MODELS = {
     "register": lambda: Register(None, cas=False),
