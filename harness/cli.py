@@ -157,7 +157,13 @@ def _add_run(sub: Any) -> None:
     p = sub.add_parser("run", help="run a test: a real cluster under faults, then check its history",
                        description="Run a test of the internal Raft store on local nodes (network namespaces; "
                                    "needs root) under faults, record the history, check it.")
-    p.add_argument("--target", default="raft", choices=("raft",))
+    from targets.registry import target_names
+
+    p.add_argument("--target", default="raft", choices=target_names())
+    p.add_argument("--read", metavar="MODE", help="target option: how reads are made (etcd: linearizable | "
+                                                  "serializable; zookeeper: sync | local)")
+    p.add_argument("--target-opt", action="append", default=[], metavar="KEY=VALUE",
+                   help="a target-specific option (repeatable)")
     p.add_argument("--workload", default="register", choices=WORKLOADS)
     p.add_argument("--nemesis", default="all", metavar="KINDS",
                    help="partition,kill,pause,clock,packet | all | none (default all)")
@@ -186,10 +192,18 @@ def _run_run(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise UsageError(f"run: --nemesis: {e}") from None
     seed = args.seed if args.seed is not None else int(time.time_ns() % 1_000_000_007)
+    target_opts: dict[str, Any] = {}
+    for item in args.target_opt:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"run: --target-opt expects KEY=VALUE, got {item!r}")
+        target_opts[key] = value
+    if args.read is not None:
+        target_opts["read"] = args.read
     test = Test(target=args.target, workload=args.workload, nemesis=kinds, nodes=args.nodes, remote=args.remote,
                 time_limit=args.time_limit, nemesis_interval=args.nemesis_interval, concurrency=args.concurrency,
                 rate=args.rate, seed=seed, bugs=tuple(args.bug), store=args.store, recovery_s=args.recovery,
-                name=args.name)
+                name=args.name, target_opts=target_opts)
     return _run_test(test)
 
 

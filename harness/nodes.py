@@ -20,14 +20,15 @@ from harness.remote import Cgroup, LocalProcess
 _names = itertools.count(1)
 
 
-def local_spawner(cluster: LocalCluster, clock: Any | None, log: str = "server.log"):
-    """``spawn(node, argv, env) -> process handle`` for a target's processes on ``cluster``'s nodes."""
+def local_spawner(cluster: LocalCluster, clock: Any | None, default_log: str = "server.log"):
+    """``spawn(node, argv, env, log=None) -> process handle`` for a target's processes on ``cluster``'s
+    nodes; ``log`` names the file under runs/.../nodes/<node>/."""
 
-    def spawn(node: str, argv: Sequence[str], env: Mapping[str, str]) -> Any:
+    def spawn(node: str, argv: Sequence[str], env: Mapping[str, str], log: str | None = None) -> Any:
         remote = cluster.remote(node)
         if clock is None:
-            return remote.spawn(list(argv), env=env, log=log)
-        return spawn_skewable(node, remote, list(argv), env, log, clock)
+            return remote.spawn(list(argv), env=env, log=log or default_log)
+        return spawn_skewable(node, remote, list(argv), env, log or default_log, clock)
 
     return spawn
 

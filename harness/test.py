@@ -36,7 +36,6 @@ from nemesis.schedule import FAULT_KINDS, Step, fault_schedule, schedule_json
 
 log = logging.getLogger("splitbrain.test")
 
-TARGETS = ("raft",)
 REMOTES = ("local",)
 HEAL = "heal"
 
@@ -60,6 +59,7 @@ class Test:
     recovery_s: float = 2.0
     client_timeout_s: float = 1.5
     name: str = ""
+    target_opts: dict[str, Any] = field(default_factory=dict)
     schedule: list[dict[str, Any]] | None = field(default=None)
 
     def __post_init__(self) -> None:
@@ -72,17 +72,18 @@ class Test:
         def bad(msg: str) -> ConfigError:
             return ConfigError(msg)
 
-        if self.target not in TARGETS:
-            raise bad(f"unknown --target {self.target!r}; expected one of {', '.join(TARGETS)}")
+        from targets.registry import target_spec
+
         if self.workload not in WORKLOADS:
             raise bad(f"unknown --workload {self.workload!r}; expected one of {', '.join(WORKLOADS)}")
+        target_spec(self.target).validate(self)
         if self.remote not in REMOTES:
             raise bad(f"--remote {self.remote!r} is not available; expected one of {', '.join(REMOTES)}")
         unknown = [k for k in self.nemesis if k not in FAULT_KINDS]
         if unknown:
             raise bad(f"unknown nemesis {', '.join(unknown)}; expected {', '.join(FAULT_KINDS)}")
-        if not 3 <= self.nodes <= 9:
-            raise bad(f"--nodes must be between 3 and 9 for the Raft store, got {self.nodes}")
+        if not 1 <= self.nodes <= 9:
+            raise bad(f"--nodes must be between 1 and 9, got {self.nodes}")
         if not 1 <= self.concurrency <= 200:
             raise bad(f"--concurrency must be between 1 and 200, got {self.concurrency}")
         for name in ("time_limit", "nemesis_interval", "rate", "client_timeout_s"):
@@ -279,21 +280,17 @@ def run(test: Test, *, console: bool = True, out: Any = None) -> RunOutcome:
             from nemesis.clock import ClockNemesis
             clock = ClockNemesis()
         from harness.nodes import local_spawner
-        from targets.raft.target import RaftTarget
+        from targets.registry import target_spec
 
-        target = RaftTarget(cluster.addresses, run_dir.path / "data", local_spawner(cluster, clock),
-                            bugs=test.bugs, seed=test.seed)
+        spec = target_spec(test.target)
+        target = spec.build(test, cluster.addresses, local_spawner(cluster, clock), run_dir.path / "data")
         with ThreadPoolExecutor(max_workers=test.nodes) as pool:
             list(pool.map(lambda n: target.setup(test, n), cluster.nodes))
         target.wait_ready(test, timeout_s=30)
         nemesis_obj = _build_nemesis(test, cluster, target, clock, nemesis_rng)
         nemesis_obj.setup(test)
-        from targets.raft.workloads import LockClient, RegisterClient
-
-        client_class = RegisterClient if test.workload == "register" else LockClient
         nodes_of = {t: cluster.nodes[t % test.nodes] for t in range(test.concurrency)}
-        client_objs = {t: client_class(target.url(nodes_of[t]), test.client_timeout_s)
-                       for t in range(test.concurrency)}
+        client_objs = {t: spec.client(test, target, nodes_of[t]) for t in range(test.concurrency)}
         console_line.start()
         interpreter.run(test, _generator(test, workload, steps), clients=client_objs, nemesis=nemesis_obj,
                         recorder=recorder, rng=rng, nodes_of=nodes_of, stop=stop, stats=stats,
