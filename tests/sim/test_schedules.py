@@ -38,7 +38,8 @@ steps = st.one_of(
               st.sampled_from((0.0, 0.1, 0.3)), st.sampled_from((0.0, 0.2)), st.sampled_from((3.0, 40.0, 150.0)),
               run_ms),
     st.builds(lambda ms: Step("calm", (), ms), run_ms),
-    st.builds(lambda n, off, ms: Step("skew", (n, off), ms), target, st.integers(-3000, 3000), run_ms),
+    st.builds(lambda n, off, rate, ms: Step("skew", (n, off, rate), ms), target, st.integers(-3000, 3000),
+              st.sampled_from((1.0, 0.1, 0.5, 3.0)), run_ms),
     st.builds(lambda ms: Step("wait", (), ms), run_ms),
 )
 schedules = st.lists(steps, min_size=1, max_size=8)

@@ -70,7 +70,10 @@ class SimNode:
         self.id = config.id
         self.config = config
         self.rng = rng
-        self.skew_ms = 0
+        # The wall clock: it read ``_wall_at_set`` at simulated ms ``_set_at`` and runs at ``rate``.
+        self._wall_at_set = 0.0
+        self._set_at = 0.0
+        self.rate = 1.0
         self.disk = Disk()          # durable
         self.cache: Disk | None = None  # no-fsync: what was written but not yet flushed
         self.up = False
@@ -83,7 +86,21 @@ class SimNode:
         self.start()
 
     def wall_clock_ms(self) -> int:
-        return self.cluster.loop.now_ms + self.skew_ms
+        now = self.cluster.loop.now_us / 1000
+        return int(self._wall_at_set + self.rate * (now - self._set_at))
+
+    @property
+    def skew_ms(self) -> int:
+        """How far the wall clock is from true (simulated) time now."""
+        return self.wall_clock_ms() - self.cluster.loop.now_ms
+
+    def set_clock(self, offset_ms: int | None = None, rate: float | None = None) -> None:
+        """Jump the wall clock to true time + ``offset_ms`` and/or make it run at ``rate`` from now on."""
+        now = self.cluster.loop.now_us / 1000
+        self._wall_at_set = now + offset_ms if offset_ms is not None else float(self.wall_clock_ms())
+        self._set_at = now
+        if rate is not None:
+            self.rate = rate
 
     def monotonic_ms(self) -> int:
         return self.cluster.loop.now_ms  # skew moves wall clocks only, as a real clock fault does

@@ -14,13 +14,16 @@ from targets.raft.sim.network import HEALTHY, LinkConditions
 
 FAULTS = ("partition", "crash", "drop", "delay", "duplicate", "skew")
 ACTIONS = ("isolate", "partition", "heal", "crash", "restart", "net", "calm", "skew", "wait")
+DRIFT_RATES = (0.1, 0.25, 0.5, 2.0, 4.0)  # wall clock speed of a drifting node
 STEP_MS = (100, 600)  # how long a random step lasts: long enough for elections to finish inside a fault
 
 
 @dataclass(frozen=True)
 class Step:
     """``isolate(node)``, ``partition(group, ...)``, ``heal()``, ``crash(node|"all")``, ``restart(node|"all")``,
-    ``net(drop, duplicate, delay_min_ms, delay_max_ms)``, ``calm()``, ``skew(node, offset_ms)``, ``wait()``."""
+    ``net(drop, duplicate, delay_min_ms, delay_max_ms)``, ``calm()``, ``wait()``,
+    ``skew(node, offset_ms[, rate])``: the node's wall clock jumps to true time + offset (and runs at
+    ``rate`` from then on: 0.5 = half speed); monotonic clocks and ticks are never skewed."""
 
     action: str
     args: tuple[Any, ...] = ()
@@ -74,8 +77,9 @@ def apply_step(cluster: SimCluster, step: Step, rng: random.Random) -> dict[str,
         return {}
     if a == "skew":
         node = resolve(cluster, args[0], rng)
-        cluster.nodes[node].skew_ms = int(args[1])
-        return {"node": node, "skew_ms": int(args[1])}
+        rate = float(args[2]) if len(args) > 2 else None
+        cluster.nodes[node].set_clock(int(args[1]), rate)
+        return {"node": node, "skew_ms": int(args[1]), "rate": cluster.nodes[node].rate}
     return {}
 
 
@@ -83,7 +87,7 @@ def heal_everything(cluster: SimCluster) -> None:
     cluster.network.heal()
     cluster.network.conditions = HEALTHY
     for node in cluster.nodes.values():
-        node.skew_ms = 0
+        node.set_clock(0, 1.0)
     for nid in cluster.nodes:
         cluster.restart(nid)
 
@@ -116,10 +120,14 @@ def random_step(rng: random.Random, faults: frozenset[str], cluster: SimCluster)
         target = "all" if r < 0.2 else "leader" if r < 0.6 else rng.choice(list(cluster.nodes))
         return Step("crash", (target,), run_ms)
     if kind == "skew":
-        skewed = any(n.skew_ms for n in cluster.nodes.values())
+        skewed = any(n.skew_ms or n.rate != 1.0 for n in cluster.nodes.values())
         target = "leader" if rng.random() < 0.6 else rng.choice(list(cluster.nodes))
-        offset = 0 if undo and skewed else rng.choice((-1, 1)) * rng.randrange(100, 3000)
-        return Step("skew", (target, offset), run_ms)
+        if undo and skewed:
+            return Step("skew", (target, 0, 1.0), run_ms)
+        offset = rng.choice((-1, 1)) * rng.randrange(100, 3000)
+        if rng.random() < 0.5:
+            return Step("skew", (target, offset), run_ms)  # a jump
+        return Step("skew", (target, offset, rng.choice(DRIFT_RATES)), run_ms)  # a jump, then a drift
     c = net.conditions
     if undo and c != HEALTHY:
         return Step("calm", (), run_ms)
