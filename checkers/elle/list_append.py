@@ -99,6 +99,35 @@ def _version_orders(reads: _Reads) -> tuple[dict[Any, tuple[Any, ...]], list[dic
     return orders, incompatible
 
 
+def _out_of_txn_order(txns: Sequence[Txn], orders: Mapping[Any, tuple[Any, ...]]) -> list[dict[str, Any]]:
+    """Appends one txn made to a key in a given order, shown by reads in another order (or a later one
+    without an earlier one): no execution of that txn could leave such a list."""
+    out = []
+    for t in txns:
+        if t.type == "fail":
+            continue  # its appends must not show at all: G1a says so
+        appended: dict[Any, list[Any]] = {}
+        for f, k, v in t.mops:
+            if f == "append" and k in orders:
+                appended.setdefault(k, []).append(v if type(v) is int else _element(v))
+        for k, values in appended.items():
+            if len(values) < 2:
+                continue
+            where = {e: i for i, e in enumerate(orders[k])}
+            positions = [where.get(v) for v in values]
+            for j in range(1, len(values)):
+                if positions[j] is None:
+                    continue
+                earlier = [values[i] for i in range(j) if positions[i] is None or positions[i] > positions[j]]
+                if earlier:
+                    out.append({"key": k, "values": [values, list(orders[k])], "op": t.call,
+                                "text": f"incompatible-order: op {t.call} appended {values} to key {k!r} in that "
+                                        f"order, but a read shows {list(orders[k])}: {values[j]!r} without "
+                                        f"{earlier[0]!r} before it"})
+                    break
+    return out
+
+
 def _internal_cases(t: Txn) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """(internal, future-read) for one committed txn: reads that disagree with its own earlier
     appends/reads, and reads of an element it appends only later."""
@@ -318,6 +347,7 @@ def check_list_append(history: History, *, consistency_model: str = DEFAULT_MODE
                       f"{len(dups)} value(s) were appended twice (first: {dups[0]['value']!r} to key "
                       f"{dups[0]['key']!r} by ops {dups[0]['ops']})")
     orders, incompatible = _version_orders(reads)
+    incompatible += _out_of_txn_order(txns, orders)
     anomalies = _read_anomalies(txns, writer_of, reads)
     anomalies["incompatible-order"] = incompatible
     anomalies["internal"], anomalies["future-read"] = [], []
