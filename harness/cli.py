@@ -167,8 +167,17 @@ def _add_run(sub: Any) -> None:
     p.add_argument("--workload", default="register", choices=WORKLOADS)
     p.add_argument("--nemesis", default="all", metavar="KINDS",
                    help="partition,kill,pause,clock,packet | all | none (default all)")
-    p.add_argument("--nodes", type=int, default=5)
-    p.add_argument("--remote", default="local", choices=("local",))
+    p.add_argument("--nodes", type=int, default=None, help="default 5, or the number of --ssh-hosts")
+    p.add_argument("--remote", default="local", choices=("local", "ssh"),
+                   help="local: network namespaces on this machine (root); ssh: real hosts (--ssh-hosts)")
+    p.add_argument("--ssh-hosts", metavar="NODE=HOST[:PORT],...",
+                   help="with --remote ssh: the host of each node, node1..nodeN")
+    p.add_argument("--ssh-user", default="root", help="with --remote ssh: the login (root, for iptables and kill)")
+    p.add_argument("--ssh-key", metavar="FILE", help="with --remote ssh: the private key (default: agent, ~/.ssh)")
+    p.add_argument("--ssh-known-hosts", metavar="FILE",
+                   help="with --remote ssh: the known host keys (default ~/.ssh/known_hosts)")
+    p.add_argument("--ssh-accept-new", action="store_true",
+                   help="with --remote ssh: accept hosts whose key is not known (only for hosts the test created)")
     p.add_argument("--time-limit", type=float, default=20.0, metavar="S", help="seconds of operations under faults")
     p.add_argument("--nemesis-interval", type=float, default=3.0, metavar="S",
                    help="seconds between a fault and its healing, and between faults")
@@ -200,11 +209,23 @@ def _run_run(args: argparse.Namespace) -> int:
         target_opts[key] = value
     if args.read is not None:
         target_opts["read"] = args.read
-    test = Test(target=args.target, workload=args.workload, nemesis=kinds, nodes=args.nodes, remote=args.remote,
+    ssh_hosts = _ssh_hosts(args)
+    nodes = args.nodes if args.nodes is not None else (len(ssh_hosts) if args.remote == "ssh" and ssh_hosts else 5)
+    test = Test(target=args.target, workload=args.workload, nemesis=kinds, nodes=nodes, remote=args.remote,
                 time_limit=args.time_limit, nemesis_interval=args.nemesis_interval, concurrency=args.concurrency,
                 rate=args.rate, seed=seed, bugs=tuple(args.bug), store=args.store, recovery_s=args.recovery,
-                name=args.name, target_opts=target_opts)
+                name=args.name, target_opts=target_opts, ssh_hosts=ssh_hosts, ssh_user=args.ssh_user,
+                ssh_key=args.ssh_key, ssh_known_hosts=args.ssh_known_hosts, ssh_accept_new=args.ssh_accept_new)
     return _run_test(test)
+
+
+def _ssh_hosts(args: argparse.Namespace) -> tuple[str, ...]:
+    """``--ssh-hosts`` as one ``node=host:port`` per node (what test.json stores); ConfigError when malformed."""
+    if args.ssh_hosts is None:
+        return ()
+    from harness.ssh import parse_ssh_hosts
+
+    return tuple(str(h) for h in parse_ssh_hosts(args.ssh_hosts))
 
 
 def _run_test(test: Any) -> int:

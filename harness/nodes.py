@@ -1,4 +1,5 @@
-"""Starting target processes on local nodes, skewable when the run has a clock nemesis.
+"""Starting target processes on a run's nodes: local nodes (skewable when the run has a clock nemesis) or
+SSH hosts.
 
 A skewable process is started with the vDSO patch (nemesis/clockpatch.py) at the exec of the real
 program, inside the node's network namespace and cgroup, and registered with the clock nemesis so its
@@ -29,6 +30,17 @@ def local_spawner(cluster: LocalCluster, clock: Any | None, default_log: str = "
         if clock is None:
             return remote.spawn(list(argv), env=env, log=log or default_log)
         return spawn_skewable(node, remote, list(argv), env, log or default_log, clock)
+
+    return spawn
+
+
+def ssh_spawner(cluster: Any, default_log: str = "server.log"):
+    """``spawn(node, argv, env, log=None) -> process handle`` for a target's processes on the hosts of an
+    SSHCluster: each detached on its host, its output in ``log`` in the node's work directory there,
+    downloaded into runs/.../nodes/<node>/ when the cluster goes down."""
+
+    def spawn(node: str, argv: Sequence[str], env: Mapping[str, str], log: str | None = None) -> Any:
+        return cluster.remote(node).spawn(list(argv), env=env, log=log or default_log)
 
     return spawn
 

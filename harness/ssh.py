@@ -18,6 +18,7 @@ import re
 import secrets
 import select
 import shlex
+import shutil
 import signal
 import socket
 import stat
@@ -516,8 +517,12 @@ class SSHCluster:
         self, run_id: str, hosts: Sequence[SSHHost], *, log_dir: Path, user: str = "root",
         key_file: str | None = None, password: str | None = None, known_hosts: str | None = None,
         accept_unknown_hosts: bool = False, timeout: float = 10,
+        iptables_chains: Sequence[tuple[str, str]] = (),
     ) -> None:
         self.run_id = run_id
+        # (hook, chain) pairs the nemeses may have made on the hosts: removed at down(). On local nodes
+        # they vanish with the namespace; a real host keeps them.
+        self.iptables_chains = list(iptables_chains)
         self.hosts = {h.node: h for h in hosts}
         self.nodes = sorted(self.hosts)
         self.log_dir = Path(log_dir)
@@ -550,13 +555,14 @@ class SSHCluster:
             self.remotes[node].connect()
         return self
 
-    def down(self, chains: Sequence[tuple[str, str]] = ()) -> None:
+    def down(self) -> None:
         """Each step on each node runs even when an earlier one failed; failures are logged."""
+        chains = self.iptables_chains
         for node in self.nodes:
             remote = self.remotes[node]
             steps = [("kill what the run spawned", remote.kill_spawned)]
             if chains:
-                steps.append(("remove the nemesis's iptables chains", lambda r=remote: r.remove_chains(chains)))
+                steps.append(("remove the nemeses' iptables chains", lambda r=remote: r.remove_chains(chains)))
             steps.append(("download the node's logs", lambda n=node: self.collect_logs(n)))
             for what, step in steps:
                 _logged(node, what, step)
@@ -564,6 +570,8 @@ class SSHCluster:
             remote = self.remotes[node]
             _logged(node, f"remove {self.root}", lambda r=remote: r._checked(["rm", "-rf", "--", self.root]))
             remote.close()
+        # The target may have made the same directories on this machine too (its data directories).
+        shutil.rmtree(self.root, ignore_errors=True)
 
     def collect_logs(self, node: str) -> None:
         """Every file of the node's work directory on its host (not the pid files) into ``log_dir/<node>/``."""

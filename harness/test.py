@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import signal
 import sys
@@ -36,7 +37,7 @@ from nemesis.schedule import FAULT_KINDS, Step, fault_schedule, schedule_json
 
 log = logging.getLogger("splitbrain.test")
 
-REMOTES = ("local",)
+REMOTES = ("local", "ssh")
 HEAL = "heal"
 
 
@@ -61,10 +62,17 @@ class Test:
     name: str = ""
     target_opts: dict[str, Any] = field(default_factory=dict)
     schedule: list[dict[str, Any]] | None = field(default=None)
+    # --remote ssh: "node1=HOST[:PORT]" per node, the login, the key, and the host-key policy.
+    ssh_hosts: tuple[str, ...] = ()
+    ssh_user: str = "root"
+    ssh_key: str | None = None
+    ssh_known_hosts: str | None = None
+    ssh_accept_new: bool = False
 
     def __post_init__(self) -> None:
         self.nemesis = tuple(self.nemesis)
         self.bugs = tuple(self.bugs)
+        self.ssh_hosts = tuple(self.ssh_hosts)
         if not self.name:
             self.name = f"{self.target}-{self.workload}"
 
@@ -91,11 +99,38 @@ class Test:
                 raise bad(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
         if self.recovery_s < 0:
             raise bad(f"--recovery must not be negative, got {self.recovery_s}")
+        if self.remote == "ssh":
+            self.validate_ssh()
+        elif self.ssh_hosts or self.ssh_key or self.ssh_known_hosts or self.ssh_accept_new:
+            raise bad("the --ssh-* options go with --remote ssh")
+
+    def validate_ssh(self) -> None:
+        from harness.cluster import node_names
+        from harness.ssh import parse_ssh_hosts
+
+        if not self.ssh_hosts:
+            raise ConfigError("--remote ssh needs --ssh-hosts node1=HOST[:PORT],node2=HOST[:PORT],...")
+        hosts = parse_ssh_hosts(self.ssh_hosts)
+        if len(hosts) != self.nodes:
+            raise ConfigError(f"--ssh-hosts names {len(hosts)} hosts but --nodes is {self.nodes}")
+        expected = node_names(self.nodes)
+        if sorted(h.node for h in hosts) != sorted(expected):
+            raise ConfigError(f"--ssh-hosts: expected the nodes {', '.join(expected)}, "
+                              f"got {', '.join(h.node for h in hosts)}")
+        if "clock" in self.nemesis:
+            raise ConfigError("the clock nemesis works on local nodes only for now; with --remote ssh leave "
+                              "clock out of --nemesis (e.g. --nemesis partition,kill,pause,packet)")
+        if not self.ssh_user:
+            raise ConfigError("--ssh-user must not be empty")
+        for option, path in (("--ssh-key", self.ssh_key), ("--ssh-known-hosts", self.ssh_known_hosts)):
+            if path is not None and not (os.path.isfile(path) and os.access(path, os.R_OK)):
+                raise ConfigError(f"{option} {path}: no such readable file")
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d["nemesis"] = list(self.nemesis)
         d["bugs"] = list(self.bugs)
+        d["ssh_hosts"] = list(self.ssh_hosts)
         return d
 
     @staticmethod
@@ -242,7 +277,7 @@ def run(test: Test, *, console: bool = True, out: Any = None) -> RunOutcome:
     nemesis_rng = random.Random(test.seed * 7919 + 1)
     run_dir = new_run_dir(test.store, test.name)
     handler = attach_log(run_dir)
-    from harness.cluster import LocalCluster, node_names
+    from harness.cluster import node_names
 
     steps = _schedule(test, node_names(test.nodes), random.Random(test.seed * 31 + 7))
     test.schedule = schedule_json(steps)
@@ -255,7 +290,7 @@ def run(test: Test, *, console: bool = True, out: Any = None) -> RunOutcome:
     writer = JsonlWriter(str(run_dir.history_file))
     recorder.sink = _FaultTracker(stats, writer.write).append
     recorder.flush_sink = writer.flush
-    cluster = LocalCluster(run_dir.run_id, test.nodes, log_dir=run_dir.nodes_dir)
+    cluster = _cluster(test, run_dir)
     workload = workload_named(test.workload, test)
     stop = threading.Event()
     interrupted = False
@@ -279,11 +314,11 @@ def run(test: Test, *, console: bool = True, out: Any = None) -> RunOutcome:
         if "clock" in test.nemesis:
             from nemesis.clock import ClockNemesis
             clock = ClockNemesis()
-        from harness.nodes import local_spawner
         from targets.registry import target_spec
 
         spec = target_spec(test.target)
-        target = spec.build(test, cluster.addresses, local_spawner(cluster, clock), run_dir.path / "data")
+        spawn, data_root = _spawner(test, cluster, clock, run_dir)
+        target = spec.build(test, cluster.addresses, spawn, data_root)
         with ThreadPoolExecutor(max_workers=test.nodes) as pool:
             list(pool.map(lambda n: target.setup(test, n), cluster.nodes))
         target.wait_ready(test, timeout_s=30)
@@ -311,6 +346,33 @@ def run(test: Test, *, console: bool = True, out: Any = None) -> RunOutcome:
     run_dir.write_results(results)
     _print_verdict(result, run_dir, test, out, interrupted)
     return RunOutcome(result.valid, run_dir, results, interrupted)
+
+
+def _cluster(test: Test, run_dir: RunDir) -> Any:
+    """The run's nodes: namespaces on this machine, or the SSH hosts of ``--ssh-hosts``."""
+    if test.remote == "ssh":
+        from harness.ssh import SSHCluster, parse_ssh_hosts
+        from nemesis.packet import CHAIN_IN, CHAIN_OUT
+        from nemesis.partition import CHAIN
+
+        return SSHCluster(run_dir.run_id, parse_ssh_hosts(test.ssh_hosts), log_dir=run_dir.nodes_dir,
+                          user=test.ssh_user, key_file=test.ssh_key, known_hosts=test.ssh_known_hosts,
+                          accept_unknown_hosts=test.ssh_accept_new,
+                          iptables_chains=[("INPUT", CHAIN), ("INPUT", CHAIN_IN), ("OUTPUT", CHAIN_OUT)])
+    from harness.cluster import LocalCluster
+
+    return LocalCluster(run_dir.run_id, test.nodes, log_dir=run_dir.nodes_dir)
+
+
+def _spawner(test: Test, cluster: Any, clock: Any, run_dir: RunDir) -> tuple[Any, Path]:
+    """How the target starts its processes, and where it keeps its data. On SSH hosts the data stays on
+    the hosts, which must have the target's programs (for the Raft store: this project and its Python)
+    at the same paths as this machine."""
+    from harness.nodes import local_spawner, ssh_spawner
+
+    if test.remote == "ssh":
+        return ssh_spawner(cluster), cluster.data_root
+    return local_spawner(cluster, clock), run_dir.path / "data"
 
 
 def _teardown(test: Test, nemesis_obj: Any, client_objs: dict[int, Any], target: Any, cluster: Any) -> None:

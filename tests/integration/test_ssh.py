@@ -372,8 +372,10 @@ def test_a_whole_run_over_ssh_is_valid_and_leaves_nothing(ssh_nodes: SSHNodes, t
     history = [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()]
     faults = {op["f"] for op in history if op["process"] == "nemesis" and op["type"] != "invoke"}
     assert {"start-partition", "kill", "pause", "heal"} <= faults, faults
-    assert not any(op.get("error") for op in history if op["process"] == "nemesis"), \
-        [op for op in history if op["process"] == "nemesis" and op.get("error")]
+    # Every fault reached its host through SSH (the one allowed miss: no leader to pick at that moment).
+    failed = [op for op in history if op["process"] == "nemesis" and op.get("error")
+              and "named no primary" not in op["error"]]
+    assert not failed, failed
     test = json.loads((run_dir / "test.json").read_text())
     assert test["remote"] == "ssh" and len(test["ssh_hosts"]) == 3
     for node in ssh_nodes.cluster.nodes:  # each server's log, downloaded from its host
