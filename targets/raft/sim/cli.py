@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 
 from histories.jsonl import write_jsonl
 from targets.raft.core import BUGS
@@ -15,14 +16,16 @@ from targets.raft.sim.workload import Workload
 EXIT_VALID, EXIT_INVALID, EXIT_UNKNOWN, EXIT_ERROR = 0, 1, 2, 3
 
 
-def run_sim_cli(seed: int, nodes: int = 5, ops: int = 1000, faults: str | None = "all", bug: str | None = None,
-                out_dir: str | None = None, *, lock_clients: int = 2, concurrency: int = 5) -> int:
+def run_sim_cli(seed: int, nodes: int = 5, ops: int = 1000, faults: str | Sequence[str] | None = "all",
+                bug: str | None = None, out_dir: str | None = None, *, lock_clients: int = 2,
+                concurrency: int = 5) -> int:
     """Simulate, check, print verdict and seed; write history.jsonl and results.json to ``out_dir``.
 
-    Exit code: 0 valid, 1 invalid, 2 unknown, 3 bad options (one-line error on stdout).
+    ``faults``: "all", "none", "partition,crash", or a list of kinds. Exit code: 0 valid, 1 invalid,
+    2 unknown, 3 bad options (one-line error on stdout).
     """
     try:
-        kinds = parse_faults(faults)
+        kinds = parse_faults(faults if faults is None or isinstance(faults, str) else ",".join(faults))
         if bug is not None and bug not in BUGS:
             raise ValueError(f"unknown bug {bug!r}; expected one of {', '.join(sorted(BUGS))}")
         if nodes < 1 or ops < 0 or not 0 <= lock_clients <= concurrency:
