@@ -43,14 +43,16 @@ steps = st.one_of(
     st.builds(lambda ms: Step("wait", (), ms), run_ms),
 )
 schedules = st.lists(steps, min_size=1, max_size=8)
+workloads = st.builds(lambda c, locks, think: Workload(concurrency=c, lock_clients=min(locks, c), think_max_ms=think),
+                      st.integers(1, 6), st.integers(0, 2), st.sampled_from((0.5, 4.0, 20.0)))
 
 
 @pytest.mark.timeout(300)
 @settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
-@given(schedule=schedules, seed=st.integers(min_value=0, max_value=3))
-def test_raft_stays_safe_under_any_fault_schedule(schedule, seed):
-    note("reproduce with:\n" + reproduction(seed, schedule, nodes=len(NODES), workload=WORKLOAD))
-    result = simulate(seed, nodes=len(NODES), ops=10**9, schedule=schedule, workload=WORKLOAD)
+@given(schedule=schedules, seed=st.integers(min_value=0, max_value=3), workload=workloads)
+def test_raft_stays_safe_under_any_fault_schedule(schedule, seed, workload):
+    note("reproduce with:\n" + reproduction(seed, schedule, nodes=len(NODES), workload=workload))
+    result = simulate(seed, nodes=len(NODES), ops=10**9, schedule=schedule, workload=workload)
     assert not result.violations, "\n".join(map(str, result.violations))
     verdict = check_sim(result, time_limit=30)
     assert verdict.valid is not False, verdict.explanation
