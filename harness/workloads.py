@@ -13,7 +13,7 @@ from checkers.result import Result, compose
 from harness.generator import Context, Generator, Once, Seq
 from histories.history import History
 
-WORKLOADS = ("register", "lock")
+WORKLOADS = ("register", "lock", "set", "unique-ids")
 
 
 @dataclass(frozen=True)
@@ -142,9 +142,67 @@ def lock_workload(test: Any) -> Workload:
     return Workload("lock", LockOps(concurrency=test.concurrency), None, _check_lock)
 
 
+# -- set and unique-ids: non-idempotent requests, each sent once (the lb target) -----------------------
+
+@dataclass(frozen=True)
+class FreshValues(Generator):
+    """``f`` with the values 0, 1, 2, ... (no value is ever sent twice, so a value seen twice in the
+    service's state was applied twice), and ``read`` of the whole state with probability ``read_share``."""
+
+    f: str
+    read_share: float = 0.1
+    next_value: int = 0
+
+    def op(self, test: Any, ctx: Context):
+        if ctx.rng.random() < self.read_share:
+            return {"f": "read", "value": None}, self
+        return {"f": self.f, "value": self.next_value}, replace(self, next_value=self.next_value + 1)
+
+
+FINAL_READS = 3  # after healing: one that succeeds is enough, a few in case the first meets a hiccup
+
+
+def _final_reads() -> Generator:
+    return Seq(tuple(Once({"f": "read", "value": None}) for _ in range(FINAL_READS)))
+
+
+def _check_set(history: History) -> Result:
+    from checkers.availability import check_availability
+    from checkers.basic import check_set, check_stats
+    from checkers.exactly_once import check_applied_once
+
+    return compose({"set": check_set(history), "applied-once": check_applied_once(history, "add"),
+                    "availability": check_availability(history), "stats": check_stats(history)})
+
+
+def _check_unique_ids(history: History) -> Result:
+    from checkers.availability import check_availability
+    from checkers.basic import check_stats, check_unique_ids
+    from checkers.exactly_once import check_applied_once, check_generated_log
+
+    return compose({"unique-ids": check_unique_ids(history),
+                    "applied-once": check_applied_once(history, "generate"),
+                    "generated-log": check_generated_log(history),
+                    "availability": check_availability(history), "stats": check_stats(history)})
+
+
+def set_workload(test: Any) -> Workload:
+    """``add`` v / ``read`` of a grow-only set: each acknowledged add present, each add applied once."""
+    return Workload("set", FreshValues("add"), _final_reads(), _check_set)
+
+
+def unique_ids_workload(test: Any) -> Workload:
+    """``generate`` r (r a fresh request id; ok value the id) / ``read`` of the log of applied requests."""
+    return Workload("unique-ids", FreshValues("generate", read_share=0.05), _final_reads(), _check_unique_ids)
+
+
 def workload_named(name: str, test: Any) -> Workload:
     if name == "register":
         return register_workload(test)
     if name == "lock":
         return lock_workload(test)
+    if name == "set":
+        return set_workload(test)
+    if name == "unique-ids":
+        return unique_ids_workload(test)
     raise ValueError(f"unknown workload {name!r}; expected one of {', '.join(WORKLOADS)}")

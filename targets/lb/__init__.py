@@ -1,0 +1,1 @@
+"""nginx and HAProxy in front of replicated backends (see target.py)."""

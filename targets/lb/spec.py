@@ -1,0 +1,28 @@
+"""The lb target for ``splitbrain run --target lb``: nginx or HAProxy in front of replicated backends.
+
+Options (``--target-opt KEY=VALUE``): ``lb`` = nginx (default) | haproxy; ``retry`` = safe (default) |
+unsafe (the balancer re-sends requests a backend may have applied; see targets/lb/configs.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from targets.registry import Spawner, TargetSpec
+
+
+def spec() -> TargetSpec:
+    def build(test: Any, addresses: Mapping[str, str], spawn: Spawner, data_root: Path) -> Any:
+        from targets.lb.target import LbTarget, lb_options
+
+        balancer, retry = lb_options(test.target_opts)
+        return LbTarget(addresses, data_root, spawn, balancer=balancer, retry=retry, seed=test.seed)
+
+    def client(test: Any, target: Any, node: str) -> Any:
+        from targets.lb.client import LbClient
+
+        return LbClient(target.url(), test.client_timeout_s, test.workload)
+
+    return TargetSpec("lb", ("set", "unique-ids"), ("lb", "retry"), 4, build, client)

@@ -1,0 +1,202 @@
+"""A load balancer (nginx or HAProxy) in front of replicated backends, on a run's local nodes.
+
+Layout: the first node (node1) runs only the balancer; every other node runs a Raft server of the
+internal store (targets/raft) and a backend (targets/lb/backend.py) that serves HTTP from that store, so
+at least 4 nodes: the balancer and a 3-node store. Clients talk only to the balancer.
+
+Faults act on a node's processes: killing or pausing node1 stops the balancer; killing or pausing a
+backend node stops its backend and its Raft server together (a crashed or frozen machine). Every program
+is started as itself (nginx, haproxy, python), so the clock nemesis' vDSO patch reaches it at exec.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from harness.errors import ConfigError, RemoteError
+from targets.lb.configs import BALANCERS, RETRY_POLICIES, haproxy_config, nginx_config
+from targets.raft.target import PROJECT_ROOT, RaftTarget
+
+log = logging.getLogger("splitbrain.targets.lb")
+
+LB_PORT, BACKEND_PORT = 8080, 9000
+BINARIES = {"nginx": "/usr/sbin/nginx", "haproxy": "/usr/sbin/haproxy"}
+KILL_WAIT_S = 10.0
+
+
+def lb_options(target_opts: Mapping[str, Any]) -> tuple[str, str]:
+    """(balancer, retry policy) from ``--target-opt lb=... retry=...``; ConfigError names the choices."""
+    balancer = str(target_opts.get("lb", "nginx"))
+    retry = str(target_opts.get("retry", "safe"))
+    if balancer not in BALANCERS:
+        raise ConfigError(f"--target-opt lb={balancer}: expected one of {', '.join(BALANCERS)}")
+    if retry not in RETRY_POLICIES:
+        raise ConfigError(f"--target-opt retry={retry}: expected one of {', '.join(RETRY_POLICIES)}")
+    return balancer, retry
+
+
+class LbTarget:
+    """Killable, Pausable, HasPrimaries (the store's leader), WaitsReady."""
+
+    def __init__(self, addresses: Mapping[str, str], data_root: Path, spawn: Any, *, balancer: str = "nginx",
+                 retry: str = "safe", seed: int = 0) -> None:
+        nodes = sorted(addresses)
+        if len(nodes) < 4:
+            raise ConfigError(f"the lb target needs at least 4 nodes (a balancer and 3 backends), got {len(nodes)}")
+        self.addresses = dict(addresses)
+        self.data_root = Path(data_root)
+        self.spawn = spawn
+        self.balancer = balancer
+        self.retry = retry
+        self.lb_node = nodes[0]
+        self.backend_nodes = nodes[1:]
+        self.store = RaftTarget({n: self.addresses[n] for n in self.backend_nodes}, self.data_root, spawn, seed=seed)
+        self.handles: dict[str, Any] = {}  # node -> its balancer or backend process (the store keeps its own)
+        self._lock = threading.Lock()
+
+    @property
+    def nodes(self) -> list[str]:
+        return sorted(self.addresses)
+
+    def url(self) -> str:
+        """Where clients send their requests: the balancer."""
+        return f"http://{self.addresses[self.lb_node]}:{LB_PORT}"
+
+    def backend_address(self, node: str) -> str:
+        return f"{self.addresses[node]}:{BACKEND_PORT}"
+
+    # -- commands ----------------------------------------------------------------------------------------
+    def lb_command(self) -> list[str]:
+        work_dir = self.data_root / self.lb_node
+        listen = f"{self.addresses[self.lb_node]}:{LB_PORT}"
+        backends = [self.backend_address(n) for n in self.backend_nodes]
+        if self.balancer == "nginx":
+            for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+                (work_dir / sub).mkdir(parents=True, exist_ok=True)
+            config = work_dir / "nginx.conf"
+            config.write_text(nginx_config(listen, backends, self.retry, work_dir))
+            return [BINARIES["nginx"], "-c", str(config), "-p", str(work_dir), "-e", "stderr"]
+        config = work_dir / "haproxy.cfg"
+        config.write_text(haproxy_config(listen, backends, self.retry))
+        return [BINARIES["haproxy"], "-f", str(config), "-db"]
+
+    def backend_command(self, node: str) -> list[str]:
+        return [sys.executable, "-m", "targets.lb.backend", "--listen", self.backend_address(node),
+                "--store", self.store.url(node)]
+
+    def _env(self) -> dict[str, str]:
+        path = os.environ.get("PYTHONPATH", "")
+        return {"PYTHONPATH": f"{PROJECT_ROOT}{os.pathsep}{path}" if path else str(PROJECT_ROOT),
+                "PYTHONUNBUFFERED": "1"}
+
+    def _spawn_own(self, node: str) -> None:
+        """The node's balancer or backend process, unless it already runs."""
+        with self._lock:
+            running = self.handles.get(node)
+            if running is not None and running.alive():
+                return
+            if node == self.lb_node:
+                self.handles[node] = self.spawn(node, self.lb_command(), {}, log=f"{self.balancer}.log")
+            else:
+                self.handles[node] = self.spawn(node, self.backend_command(node), self._env(), log="backend.log")
+
+    # -- Target ------------------------------------------------------------------------------------------
+    def setup(self, test: Any, node: str) -> None:
+        (self.data_root / node).mkdir(parents=True, exist_ok=True)
+        if node != self.lb_node:
+            self.store.setup(test, node)
+        self._spawn_own(node)
+
+    def teardown(self, test: Any, node: str) -> None:
+        with self._lock:
+            handle = self.handles.pop(node, None)
+        if handle is not None:
+            _stop(handle)
+        if node != self.lb_node:
+            self.store.teardown(test, node)
+
+    def wait_ready(self, test: Any, timeout_s: float = 30.0) -> None:
+        """Until the store has a leader and a read through the balancer comes back from a backend."""
+        deadline = time.monotonic() + timeout_s
+        self.store.wait_ready(test, timeout_s)
+        last = "no answer"
+        while time.monotonic() < deadline:
+            ok, last = self._read_through_balancer()
+            if ok:
+                return
+            time.sleep(0.1)
+        raise RemoteError(self.lb_node, ["wait_ready"],
+                          f"no read through {self.balancer} succeeded in {timeout_s:.0f} s: {last}")
+
+    def _read_through_balancer(self) -> tuple[bool, str]:
+        conn = http.client.HTTPConnection(self.addresses[self.lb_node], LB_PORT, timeout=1.0)
+        try:
+            conn.request("GET", "/read")
+            response = conn.getresponse()
+            body = response.read()
+        except (OSError, http.client.HTTPException) as e:
+            return False, f"{type(e).__name__}: {e}"
+        finally:
+            conn.close()
+        try:
+            decoded = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            decoded = None
+        ok = response.status == 200 and isinstance(decoded, dict) and isinstance(decoded.get("value"), list)
+        return ok, f"HTTP {response.status}: {body[:200]!r}"
+
+    # -- Killable / Pausable -----------------------------------------------------------------------------
+    def start(self, test: Any, node: str) -> None:
+        if node != self.lb_node:
+            self.store.start(test, node)
+        self._spawn_own(node)
+
+    def kill(self, test: Any, node: str) -> None:
+        with self._lock:
+            handle = self.handles.get(node)
+        if handle is not None:
+            handle.kill(signal.SIGKILL)
+            if handle.wait(KILL_WAIT_S) is None and handle.alive():
+                raise RemoteError(node, ["kill"], f"still running {KILL_WAIT_S:.0f} s after SIGKILL")
+        if node != self.lb_node:
+            self.store.kill(test, node)
+
+    def pause(self, test: Any, node: str) -> None:
+        with self._lock:
+            handle = self.handles.get(node)
+        if handle is not None:
+            handle.pause()
+        if node != self.lb_node:
+            self.store.pause(test, node)
+
+    def resume(self, test: Any, node: str) -> None:
+        if node != self.lb_node:
+            self.store.resume(test, node)
+        with self._lock:
+            handle = self.handles.get(node)
+        if handle is not None:
+            handle.resume()
+
+    # -- HasPrimaries ------------------------------------------------------------------------------------
+    def primaries(self, test: Any) -> list[str]:
+        """The store's leader: the backend node whose loss hurts most."""
+        return self.store.primaries(test)
+
+
+def _stop(handle: Any) -> None:
+    try:
+        handle.resume()
+    except Exception:  # noqa: BLE001 - it may be dead already; the kill below is what matters
+        pass
+    handle.kill(signal.SIGKILL)
+    handle.wait(5)
