@@ -1,0 +1,1 @@
+"""ZooKeeper as a system under test: a QuorumPeerMain JVM per node, kazoo clients (see client.py)."""
