@@ -188,6 +188,7 @@ class SSHProcess:
             )
             words = out.stdout.split()
             if words[:1] == ["exited"]:
+                self.remote.forget(self)  # its pgid may be reused: never signal it again at clean-up
                 code = words[1] if len(words) > 1 else "?"
                 return _exit_code(code) if code.lstrip("-").isdigit() else -1
             if not out.ok or words[:1] != ["running"]:
@@ -467,7 +468,8 @@ class SSHRemote:
         except ValueError:
             raise RemoteError(self.node, cmd, f"no pid from the spawned process: {result.stdout!r}") from None
         process = SSHProcess(self, pid, rc_file, log_path)
-        self.spawned.append(process)
+        with self._lock:
+            self.spawned.append(process)
         return process
 
     # -- helpers for handles and clean-up --------------------------------------------------------------
@@ -485,11 +487,22 @@ class SSHRemote:
             raise RemoteError(self.node, cmd, result.stderr or f"exit code {result.rc}")
         return result
 
+    def forget(self, process: SSHProcess) -> None:
+        with self._lock:
+            if process in self.spawned:
+                self.spawned.remove(process)
+
     def kill_spawned(self) -> None:
-        """SIGKILL every process group this remote spawned that is still there."""
-        for process in self.spawned:
-            process.kill(signal.SIGKILL)
-        self.spawned.clear()
+        """SIGKILL every process group this remote spawned and has not seen exit (one command for all)."""
+        with self._lock:
+            groups = [f"-{p.pgid}" for p in self.spawned]
+            self.spawned.clear()
+        if not groups:
+            return
+        # kill reports the groups that are gone already and still kills the others.
+        result = self.exec(["kill", "-s", "KILL", "--", *groups], timeout=self.timeout)
+        if not result.ok and "No such process" not in result.stderr:
+            raise RemoteError(self.node, ["kill", "-s", "KILL", "--", *groups], result.stderr)
 
     def remove_chains(self, hooked: Sequence[tuple[str, str]], iptables: str = "iptables") -> None:
         """Unhook, flush and delete the iptables chains ``(hook, chain)`` the nemeses made on this host."""

@@ -270,6 +270,12 @@ def test_spawn_kill_pause_resume_and_exit_codes(ssh_nodes: SSHNodes, tmp_path: P
         term = remote.spawn([sys.executable, "-c", "import time; time.sleep(300)"])
         term.kill(signal.SIGTERM)
         assert term.wait(10) == -signal.SIGTERM
+
+        # What the run never waited for is killed at clean-up, whole groups at once.
+        left = [remote.spawn(["sh", "-c", "sleep 300 & sleep 300"]) for _ in range(2)]
+        assert all(_group_members(p.pgid) for p in left)
+        remote.kill_spawned()
+        assert _wait_until(lambda: not any(_group_members(p.pgid) for p in left))
     finally:
         remote.kill_spawned()
         remote.close()
@@ -340,11 +346,16 @@ def test_ssh_hosts_option_is_parsed_or_refused_in_one_line() -> None:
 
 # -- splitbrain run --remote ssh --------------------------------------------------------------------------
 
-def _run_over_ssh(nodes: SSHNodes, store: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], Path]:
+def _run_over_ssh(nodes: SSHNodes, store: Path, *args: str,
+                  accept_new: bool = True) -> tuple[subprocess.CompletedProcess[str], Path]:
     cmd = [sys.executable, "-m", "harness.cli", "run", "--remote", "ssh", "--ssh-hosts", nodes.hosts_option,
-           "--ssh-key", str(nodes.key_file), "--ssh-accept-new", "--store", str(store), "--time-limit", "6",
+           "--ssh-key", str(nodes.key_file), "--store", str(store), "--time-limit", "6",
            "--nemesis-interval", "1.5", "--rate", "80", "--recovery", "1.5", *args]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=150, stdin=subprocess.DEVNULL)
+    if accept_new:
+        cmd.append("--ssh-accept-new")
+    # A HOME of its own: the run must not read (or depend on) this machine's ~/.ssh/known_hosts.
+    env = {**os.environ, "HOME": str(store.parent)}
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=150, stdin=subprocess.DEVNULL, env=env)
     run_dir = (store / "latest").resolve() if (store / "latest").exists() else store
     return done, run_dir
 
@@ -402,15 +413,33 @@ def test_stale_read_bug_is_caught_over_ssh(ssh_nodes: SSHNodes, tmp_path: Path) 
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("args, message", [
-    (["--nemesis", "partition,clock"], "clock nemesis works on local nodes only"),
-    (["--nemesis", "all"], "clock nemesis works on local nodes only"),
-    (["--nodes", "5", "--nemesis", "kill"], "3 hosts"),
-    (["--ssh-key", "/nonexistent/key", "--nemesis", "kill"], "/nonexistent/key"),
-])
-def test_bad_ssh_options_exit_3_with_one_line(ssh_nodes: SSHNodes, tmp_path: Path, args: list[str],
-                                              message: str) -> None:
-    done, _ = _run_over_ssh(ssh_nodes, tmp_path / "runs", *args)
+def test_an_unknown_host_key_stops_the_run_with_one_line(ssh_nodes: SSHNodes, tmp_path: Path) -> None:
+    done, _ = _run_over_ssh(ssh_nodes, tmp_path / "runs", "--nemesis", "kill", accept_new=False)
     assert done.returncode == 3, done.stdout + done.stderr
-    assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
-    assert "Traceback" not in done.stderr
+    assert "is not known" in done.stderr and "--ssh-accept-new" in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+    assert _wait_until(lambda: not _processes_besides_sshd(ssh_nodes)), _processes_besides_sshd(ssh_nodes)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("args, message", [
+    (["--remote", "ssh"], "--remote ssh needs --ssh-hosts"),
+    (["--ssh-hosts", "node1=10.0.0.1,node2=10.0.0.2,node3=10.0.0.3"], "go with --remote ssh"),
+    (["--remote", "ssh", "--ssh-hosts", "node1=a:99999"], "port must be"),
+    (["--remote", "ssh", "--ssh-hosts", "a=h1,b=h2,c=h3"], "expected the nodes node1, node2, node3"),
+    (["--remote", "ssh", "--ssh-hosts", "node1=h1,node2=h2,node3=h3", "--nodes", "5"], "3 hosts but --nodes is 5"),
+    (["--remote", "ssh", "--ssh-hosts", "node1=h1,node2=h2,node3=h3", "--nemesis", "partition,clock"],
+     "clock nemesis works on local nodes only"),
+    (["--remote", "ssh", "--ssh-hosts", "node1=h1,node2=h2,node3=h3"],  # --nemesis all includes clock
+     "clock nemesis works on local nodes only"),
+    (["--remote", "ssh", "--ssh-hosts", "node1=h1,node2=h2,node3=h3", "--nemesis", "kill",
+      "--ssh-key", "/nonexistent/key"], "--ssh-key /nonexistent/key: no such readable file"),
+])
+def test_bad_ssh_options_exit_3_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                              args: list[str], message: str) -> None:
+    from harness.cli import main
+
+    assert main(["run", "--store", str(tmp_path / "runs"), *args]) == 3
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "runs").exists()  # refused before anything started
