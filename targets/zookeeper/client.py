@@ -149,17 +149,17 @@ class ZooKeeperClient:
     def __init__(self, hosts: str, timeout_s: float) -> None:
         self.hosts = hosts
         self.timeout_s = timeout_s
-        self.zk = self._connect()
+        self.zk = self._connect(wait_s=10)
 
-    def _connect(self) -> KazooClient:
+    def _connect(self, wait_s: float) -> KazooClient:
         zk = new_kazoo(self.hosts)
         event = zk.start_async()
-        event.wait(timeout=10)  # not connected yet: its ops time out (info) or are refused (fail)
+        event.wait(timeout=wait_s)  # not connected yet: its ops time out (info) or are refused (fail)
         return zk
 
     def renew_session(self) -> None:
         """A new session; the old one is closed in the background (its ephemeral nodes go with it)."""
-        old, self.zk = self.zk, self._connect()
+        old, self.zk = self.zk, self._connect(wait_s=min(1.0, self.timeout_s))
         threading.Thread(target=close_quietly, args=(old,), name="zk-close", daemon=True).start()
 
     def close(self, test: Any) -> None:
