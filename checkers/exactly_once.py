@@ -56,15 +56,17 @@ def check_applied_once(history: History, apply_f: str, read_f: str = "read") -> 
     }
     if duplicated:
         e = duplicated[0]
-        return Result(False, details, f"{len(duplicated)} request(s) applied more often than they were sent, e.g. "
-                                      f"{apply_f} {shown.get(e, e)!r}: sent {attempts[e]} time(s), "
-                                      f"{worst[e][0]} copies in the read at index {worst[e][1]}")
+        return Result(False, details, f"{len(duplicated)} request(s) applied more often than they were attempted "
+                                      f"(fails not counted), e.g. {apply_f} {shown.get(e, e)!r}: {attempts[e]} "
+                                      f"attempt(s), {worst[e][0]} copies in the read at index {worst[e][1]}")
     return Result(True, details)
 
 
 def as_adds(history: History, apply_f: str) -> History:
     """The history with ``apply_f`` ops renamed ``add``, so the set checker judges the applied log."""
-    return History([op.with_(f="add") if op.is_client and op.f == apply_f else op for op in history], history.source)
+    ops = [op.with_(f="add") if op.is_client and op.f == apply_f else op for op in history]
+    lines = [history.line_of(pos) for pos in range(len(history))]
+    return History(ops, history.source, lines if all(line is not None for line in lines) else None)  # type: ignore[arg-type]
 
 
 def check_generated_log(history: History) -> Result:
