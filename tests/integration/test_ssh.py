@@ -414,6 +414,31 @@ def test_stale_read_bug_is_caught_over_ssh(ssh_nodes: SSHNodes, tmp_path: Path) 
     pytest.fail(f"stale reads over SSH were not caught in 3 seeds: {verdicts}")
 
 
+@pytest.mark.timeout(120)
+def test_an_interrupted_run_over_ssh_heals_and_leaves_nothing(ssh_nodes: SSHNodes, tmp_path: Path) -> None:
+    store = tmp_path / "runs"
+    cmd = [sys.executable, "-m", "harness.cli", "run", "--remote", "ssh", "--ssh-hosts", ssh_nodes.hosts_option,
+           "--ssh-key", str(ssh_nodes.key_file), "--ssh-accept-new", "--store", str(store), "--time-limit", "30",
+           "--nemesis", "partition,pause", "--nemesis-interval", "0.5", "--seed", "4"]
+    run = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           env={**os.environ, "HOME": str(tmp_path)})
+    try:
+        history = store / "latest" / "history.jsonl"
+        # Interrupt while faults are in force: once the nemesis has partitioned or paused something.
+        assert _wait_until(lambda: history.exists() and '"start-partition"' in history.read_text()
+                           and '"pause"' in history.read_text(), timeout_s=60)
+        run.send_signal(signal.SIGINT)
+        out, err = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    assert "(interrupted)" in out, out + err
+    run_dir = (store / "latest").resolve()
+    assert (run_dir / "nodes" / "node1" / "server.log").stat().st_size > 0
+    _assert_nothing_left_on_the_hosts(ssh_nodes, run_dir)
+
+
 @pytest.mark.timeout(60)
 def test_an_unknown_host_key_stops_the_run_with_one_line(ssh_nodes: SSHNodes, tmp_path: Path) -> None:
     done, _ = _run_over_ssh(ssh_nodes, tmp_path / "runs", "--nemesis", "kill", accept_new=False)
