@@ -95,6 +95,8 @@ def _first_caught(bug: str, faults: tuple[str, ...], workload: Workload, max_see
     ("early-ack", ("partition", "crash"), Workload()),
     ("no-fsync", ("crash",), Workload()),
     ("no-fencing", (), MIXED),
+    # Clients that give up sooner spend less time blocked on the cut-off leader, reading from it instead.
+    ("lease-read", ("partition", "skew"), Workload(timeout_ms=200)),
 ])
 def test_each_bug_is_caught_within_a_few_seeds_of_the_random_nemesis(bug, faults, workload):
     seed = _first_caught(bug, faults, workload, max_seeds=10)
