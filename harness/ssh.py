@@ -101,7 +101,8 @@ class SSHHost:
     port: int = 22
 
     def __str__(self) -> str:
-        return f"{self.node}={self.host}:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.node}={host}:{self.port}"
 
 
 def parse_ssh_hosts(spec: str | Sequence[str]) -> list[SSHHost]:
@@ -161,9 +162,8 @@ class SSHProcess:
         self.log = log
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
+        # No SIGCONT after SIGKILL (local nodes need one to thaw a frozen cgroup): a stopped process dies of it.
         self.remote.signal_group(self.pgid, sig)
-        if sig == signal.SIGKILL:  # a stopped process dies of SIGKILL too; CONT keeps parity with local nodes
-            self.remote.signal_group(self.pgid, signal.SIGCONT)
 
     def pause(self) -> None:
         self.remote.signal_group(self.pgid, signal.SIGSTOP)
@@ -184,7 +184,7 @@ class SSHProcess:
             polls = int(round_s / POLL_S)
             out = self.remote.exec(
                 ["sh", "-c", _WAIT, "sh", str(self.pgid), str(polls), self.rc_file],
-                timeout=round_s + self.remote.timeout + 2,
+                timeout=2 * round_s + self.remote.timeout,  # the polls overrun their sleeps on a busy host
             )
             words = out.stdout.split()
             if words[:1] == ["exited"]:
@@ -331,13 +331,9 @@ class SSHRemote:
                 raise RemoteError(self.node, ["ssh", self.host], f"cannot open a channel: {e}") from None
 
     def _close_client(self) -> None:
-        with self._sftp_lock:
-            if self._sftp is not None:
-                try:
-                    self._sftp.close()
-                except Exception:  # noqa: BLE001 - the connection is going away anyway
-                    pass
-                self._sftp = None
+        # Not under _sftp_lock (a transfer holds it while it opens a channel under _lock): closing the
+        # client closes the SFTP channel too, and the next transfer opens a new one.
+        self._sftp = None
         if self._client is not None:
             self._client.close()
             self._client = None
@@ -377,9 +373,8 @@ class SSHRemote:
                 out += channel.recv(65536)
             while channel.recv_stderr_ready():
                 err += channel.recv_stderr(65536)
-            if channel.exit_status_ready() and channel.eof_received and not (
-                channel.recv_ready() or channel.recv_stderr_ready()
-            ):
+            finished = channel.closed or (channel.exit_status_ready() and channel.eof_received)
+            if finished and not (channel.recv_ready() or channel.recv_stderr_ready()):
                 break
             if deadline is not None and time.monotonic() >= deadline:
                 raise RemoteError(self.node, cmd, f"timed out after {timeout}s")
@@ -389,7 +384,8 @@ class SSHRemote:
 
     def _sftp_client(self) -> paramiko.SFTPClient:
         """Call with ``_sftp_lock`` held."""
-        if self._sftp is None or self._sftp.get_channel() is None or self._sftp.get_channel().closed:
+        channel = self._sftp.get_channel() if self._sftp is not None else None
+        if self._sftp is None or channel is None or channel.closed:
             channel = self._channel()
             try:
                 channel.invoke_subsystem("sftp")
