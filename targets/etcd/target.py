@@ -24,7 +24,7 @@ log = logging.getLogger("splitbrain.targets.etcd")
 
 ETCD = "/usr/bin/etcd"
 PEER_PORT, CLIENT_PORT = 2380, 2379
-HEARTBEAT_MS, ELECTION_MS = 100, 1000  # etcd's defaults: a leader cut off is replaced in about a second
+HEARTBEAT_MS, ELECTION_MS = 50, 500  # 10x apart, as etcd advises; a leader cut off is replaced in ~1 s
 READ_MODES = ("linearizable", "serializable")
 
 Spawner = Callable[..., Any]
