@@ -103,9 +103,10 @@ class EtcdTarget:
     def _serves(self, node: str, path: str, body: dict[str, Any]) -> bool:
         try:
             r = httpx.post(self.url(node) + path, json=body, timeout=2.0)
-        except httpx.HTTPError:
+            answer = r.json()
+        except (httpx.HTTPError, ValueError):
             return False
-        return r.status_code == 200 and "error" not in r.json()
+        return r.status_code == 200 and isinstance(answer, dict) and "error" not in answer
 
     def status(self, node: str) -> dict[str, Any] | None:
         """The member's /v3/maintenance/status (member id in header.member_id, the leader's id in

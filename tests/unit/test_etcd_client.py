@@ -313,3 +313,14 @@ def test_each_member_listens_on_its_own_address_and_keeps_its_data_under_the_run
     assert flags["--initial-cluster"] == "node1=http://10.9.0.1:2380,node2=http://10.9.0.2:2380"
     with pytest.raises(ValueError):
         EtcdTarget({}, "/tmp", lambda *a: None, read="stale")
+
+
+def test_a_bad_read_mode_or_option_is_one_line_before_anything_starts(tmp_path, capsys) -> None:
+    from harness.cli import main
+
+    assert main(["run", "--target", "etcd", "--read", "stale", "--store", str(tmp_path)]) == 3
+    assert main(["run", "--target", "etcd", "--target-opt", "pre_vote=1", "--store", str(tmp_path)]) == 3
+    err = capsys.readouterr().err
+    assert "linearizable, serializable" in err and "pre_vote" in err
+    assert err.count("error:") == 2 and "Traceback" not in err
+    assert not list(tmp_path.iterdir())  # no run directory: nothing started
