@@ -294,6 +294,7 @@ def run(test: Test, *, console: bool = True, out: Any = None) -> RunOutcome:
     workload = workload_named(test.workload, test)
     stop = threading.Event()
     interrupted = False
+    failed = False
     nemesis_obj = None
     client_objs: dict[int, Any] = {}
     target = None
@@ -332,12 +333,17 @@ def run(test: Test, *, console: bool = True, out: Any = None) -> RunOutcome:
                         drain_timeout=test.client_timeout_s * 3)
     except KeyboardInterrupt:
         interrupted = True
+    except BaseException:
+        failed = True
+        raise
     finally:
         console_line.stop()
         _teardown(test, nemesis_obj, client_objs, target, cluster)
         writer.close()
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
+        if failed:  # e.g. a host refused: the run's log handler must not catch the next run's lines
+            detach_log(handler)
     try:
         result = workload.check(History(recorder.ops, str(run_dir.history_file)))
     finally:

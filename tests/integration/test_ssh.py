@@ -450,6 +450,21 @@ def test_an_unknown_host_key_stops_the_run_with_one_line(ssh_nodes: SSHNodes, tm
 
 
 @pytest.mark.timeout(60)
+def test_a_refused_run_releases_its_log(ssh_nodes: SSHNodes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    import logging
+
+    from harness.cli import main
+
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.ssh/known_hosts: every host key is unknown
+    before = list(logging.getLogger().handlers)
+    code = main(["run", "--remote", "ssh", "--ssh-hosts", ssh_nodes.hosts_option, "--ssh-key",
+                 str(ssh_nodes.key_file), "--nemesis", "kill", "--store", str(tmp_path / "runs")])
+    assert code == 3 and "is not known" in capsys.readouterr().err
+    assert logging.getLogger().handlers == before  # a later run's lines do not land in this run's log
+
+
+@pytest.mark.timeout(60)
 @pytest.mark.parametrize("args, message", [
     (["--remote", "ssh"], "--remote ssh needs --ssh-hosts"),
     (["--ssh-hosts", "node1=10.0.0.1,node2=10.0.0.2,node3=10.0.0.3"], "go with --remote ssh"),
