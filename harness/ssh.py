@@ -31,7 +31,7 @@ from pathlib import Path, PurePosixPath
 import paramiko
 
 from harness.errors import ConfigError, RemoteError
-from harness.remote import ExecResult
+from harness.remote import ExecResult, run_checked
 
 log = logging.getLogger("splitbrain.ssh")
 
@@ -232,7 +232,7 @@ class SSHRemote:
         self.spawned: list[SSHProcess] = []
         self._client: paramiko.SSHClient | None = None
         self._sftp: paramiko.SFTPClient | None = None
-        self._ever_connected = False
+        self.ever_connected = False
         self._lock = threading.Lock()  # the connection and channel creation
         self._sftp_lock = threading.Lock()  # an SFTP session serves one transfer at a time
 
@@ -293,14 +293,14 @@ class SSHRemote:
             raise self._unreachable(f"cannot reach {where}: {e.strerror or e}" if isinstance(e, OSError)
                                     else f"cannot reach {where}: {e}") from None
         self._client = client
-        self._ever_connected = True
+        self.ever_connected = True
         transport = client.get_transport()
         assert transport is not None  # connect() succeeded
         return transport
 
     def _unreachable(self, message: str) -> Exception:
         # Before the run starts it is the set-up that is wrong; once it ran, the host went away.
-        if self._ever_connected:
+        if self.ever_connected:
             return RemoteError(self.node, ["ssh", self.host], message)
         return ConfigError(f"{self.node}: {message}")
 
@@ -542,6 +542,7 @@ class SSHCluster:
             for h in hosts
         }
         self._addresses: dict[str, str] = {}
+        self._is_down = False
 
     @property
     def data_root(self) -> Path:
@@ -565,9 +566,14 @@ class SSHCluster:
         return self
 
     def down(self) -> None:
-        """Each step on each node runs even when an earlier one failed; failures are logged."""
+        """Each step on each node runs even when an earlier one failed; failures are logged. A host that
+        was never reached is skipped (nothing of the run is there, and each try would wait for a timeout)."""
+        if self._is_down:
+            return
+        self._is_down = True
         chains = self.iptables_chains
-        for node in self.nodes:
+        reached = [node for node in self.nodes if self.remotes[node].ever_connected]
+        for node in reached:
             remote = self.remotes[node]
             steps = [("kill what the run spawned", remote.kill_spawned)]
             if chains:
@@ -575,9 +581,11 @@ class SSHCluster:
             steps.append(("download the node's logs", lambda n=node: self.collect_logs(n)))
             for what, step in steps:
                 _logged(node, what, step)
-        for node in self.nodes:
+        for node in reached:
             remote = self.remotes[node]
-            _logged(node, f"remove {self.root}", lambda r=remote: r._checked(["rm", "-rf", "--", self.root]))
+            _logged(node, f"remove {self.root}",
+                    lambda r=remote: run_checked(r, ["rm", "-rf", "--", self.root], timeout=r.timeout))
+        for remote in self.remotes.values():
             remote.close()
         # The target may have made the same directories on this machine too (its data directories).
         shutil.rmtree(self.root, ignore_errors=True)

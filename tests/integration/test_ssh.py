@@ -450,6 +450,21 @@ def test_an_unknown_host_key_stops_the_run_with_one_line(ssh_nodes: SSHNodes, tm
 
 
 @pytest.mark.timeout(60)
+def test_an_unreachable_host_stops_the_run_with_one_line(ssh_nodes: SSHNodes, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.cli import main
+
+    address = ssh_nodes.cluster.addresses["node3"]
+    hosts = ssh_nodes.hosts_option.replace(f"{address}:{SSH_PORT}", f"{address}:{SSH_PORT + 1}")  # no sshd there
+    code = main(["run", "--remote", "ssh", "--ssh-hosts", hosts, "--ssh-key", str(ssh_nodes.key_file),
+                 "--ssh-accept-new", "--nemesis", "kill", "--store", str(tmp_path / "runs")])
+    err = capsys.readouterr().err
+    assert code == 3 and f"node3: cannot reach root@{address}:{SSH_PORT + 1}" in err, err
+    assert len(err.strip().splitlines()) == 1
+    assert _wait_until(lambda: not _processes_besides_sshd(ssh_nodes)), _processes_besides_sshd(ssh_nodes)
+
+
+@pytest.mark.timeout(60)
 def test_a_refused_run_releases_its_log(ssh_nodes: SSHNodes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                         capsys: pytest.CaptureFixture[str]) -> None:
     import logging
