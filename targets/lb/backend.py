@@ -22,7 +22,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import threading
+from collections.abc import Callable
+from contextlib import closing
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -50,26 +51,19 @@ def answer_of(outcome: Outcome) -> tuple[int, dict[str, Any]]:
 
 
 class Backend:
-    """The operations, on one Raft client per thread (RaftClient is not thread-safe)."""
+    """The operations; each request gets its own connection to the store (``store()`` opens one)."""
 
-    def __init__(self, store_url: str) -> None:
-        self.store_url = store_url
-        self._local = threading.local()
+    def __init__(self, store: Callable[[], Any]) -> None:
+        self.store = store
 
-    def _store(self) -> RaftClient:
-        client = getattr(self._local, "client", None)
-        if client is None:
-            client = self._local.client = RaftClient(self.store_url, timeout=STORE_TIMEOUT_S)
-        return client
-
-    def _append(self, key: str, element: Any) -> Outcome:
+    def _append(self, store: Any, key: str, element: Any) -> Outcome:
         # Wrapped in a one-element list: the store's append concatenates strings (see appended() in
         # targets/raft/core/state_machine.py), and a list of lists keeps every element whole.
-        outcome = self._store().append(key, [element])
+        outcome = store.append(key, [element])
         return Outcome("ok", element) if outcome.status == "ok" else outcome
 
-    def _read(self, key: str) -> Outcome:
-        outcome = self._store().get(key)
+    def _read(self, store: Any, key: str) -> Outcome:
+        outcome = store.get(key)
         if outcome.status != "ok":
             return outcome
         if outcome.value is None:
@@ -79,16 +73,19 @@ class Backend:
         return Outcome("ok", [e[0] for e in outcome.value])
 
     def read_list(self, key: str) -> tuple[int, dict[str, Any]]:
-        return answer_of(self._read(key))
+        with closing(self.store()) as store:
+            return answer_of(self._read(store, key))
 
     def add(self, value: Any) -> tuple[int, dict[str, Any]]:
-        return answer_of(self._append(SET_KEY, value))
+        with closing(self.store()) as store:
+            return answer_of(self._append(store, SET_KEY, value))
 
     def generate(self, request: Any) -> tuple[int, dict[str, Any]]:
-        appended = self._append(GENERATED_KEY, request)
-        if appended.status != "ok":
-            return answer_of(appended)
-        read = self._read(GENERATED_KEY)
+        with closing(self.store()) as store:
+            appended = self._append(store, GENERATED_KEY, request)
+            if appended.status != "ok":
+                return answer_of(appended)
+            read = self._read(store, GENERATED_KEY)
         position = last_position(read.value, request) if read.status == "ok" else None
         if position is None:  # applied, but its id is unknown: the client must not count it as failed
             return 500, {"error": f"applied, but the id could not be read: {read.error or read.value!r}",
@@ -143,7 +140,8 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def serve(listen: tuple[str, int], store_url: str) -> ThreadingHTTPServer:
-    handler = type("BoundHandler", (Handler,), {"backend": Backend(store_url)})
+    backend = Backend(lambda: RaftClient(store_url, timeout=STORE_TIMEOUT_S))
+    handler = type("BoundHandler", (Handler,), {"backend": backend})
     server = ThreadingHTTPServer(listen, handler)
     server.daemon_threads = True
     return server

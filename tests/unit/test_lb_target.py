@@ -94,11 +94,12 @@ class FakeStore:
         assert self.get_outcome is not None
         return self.get_outcome
 
+    def close(self) -> None:
+        self.closed = True
+
 
 def backend_with(store: FakeStore) -> Backend:
-    backend = Backend("http://127.0.0.1:1")
-    backend._local.client = store  # the thread's store client
-    return backend
+    return Backend(lambda: store)
 
 
 def test_the_backend_keeps_the_stores_verdict():
@@ -110,7 +111,7 @@ def test_the_backend_keeps_the_stores_verdict():
 def test_generate_answers_its_requests_last_position_in_the_log():
     store = FakeStore(Outcome("ok", [8]), Outcome("ok", [[5], [8], [6], [8]]))
     assert backend_with(store).generate(8) == (200, {"value": 4})
-    assert store.appended == [("generated", [8])]
+    assert store.appended == [("generated", [8])] and store.closed
     assert last_position([1, 2], 3) is None
 
 
