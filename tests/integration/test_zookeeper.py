@@ -80,14 +80,14 @@ def test_sync_reads_are_linearizable_under_crashes_and_pauses(tmp_path: Path) ->
     assert ok_counts(outcome.results)["read"] > 50
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(300)
 def test_local_reads_are_caught_stale_when_a_follower_is_cut_off(tmp_path: Path) -> None:
     """ZooKeeper promises sequential consistency, not linearizable reads: without sync, a cut-off
-    follower answers reads that miss writes the majority acknowledged. Caught on 2 of seeds 1-3 when
-    measured; four seeds bound the test."""
+    follower answers reads that miss writes the majority acknowledged. Measured: caught on 6 of seeds
+    1-8 (timing varies run to run); five seeds bound the test (all five missing: about 1 in 1000)."""
     schedule = isolate_node1([(1.0, 3.0), (4.0, 6.0)])
     verdicts = []
-    for seed in range(1, 5):
+    for seed in range(1, 6):
         outcome = run_zookeeper(tmp_path, seed=seed, read="local", schedule=schedule)
         assert_nothing_left(outcome.run_dir.path)
         verdicts.append(outcome.valid)
@@ -95,7 +95,7 @@ def test_local_reads_are_caught_stale_when_a_follower_is_cut_off(tmp_path: Path)
             assert "cannot linearize" in outcome.results["explanation"]
             assert "read" in outcome.results["explanation"]
             return
-    pytest.fail(f"stale local reads were not caught on seeds 1-4: {verdicts}")
+    pytest.fail(f"stale local reads were not caught on seeds 1-5: {verdicts}")
 
 
 @pytest.mark.timeout(120)
