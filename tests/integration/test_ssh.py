@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -158,13 +158,13 @@ def _processes_besides_sshd(nodes: SSHNodes) -> dict[str, list[str]]:
     return left
 
 
-def _wait_until(condition, timeout_s: float = 10.0) -> bool:  # noqa: ANN001 - a test helper
+def _wait_until(condition: Callable[[], object], timeout_s: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if condition():
             return True
         time.sleep(0.05)
-    return condition()
+    return bool(condition())
 
 
 # -- SSHRemote --------------------------------------------------------------------------------------------
