@@ -13,11 +13,14 @@ Measured 2026-11-26 on the 2-CPU development VM while other test suites kept its
 etcd 3.4, 3 members on local nodes, first ok write: median 0.58 s (0.55-0.63 s) over 3 runs; the
 namespaces took ~0.1 s more. (ENVIRONMENT.md's ~1.4 s is etcd's default 1 s election timeout; the
 target uses 500 ms.)
+ZooKeeper 3.8, 3 JVMs on local nodes (tickTime 200 ms), first ok write through kazoo: median 3.67 s
+(3.21-4.51 s) over 3 runs, same load; most of it is the JVMs starting.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import statistics
 import sys
@@ -81,8 +84,33 @@ def etcd_local(n_nodes: int) -> Callable[[Path, int], Measurement]:
     return measure
 
 
+def zookeeper_local(n_nodes: int) -> Callable[[Path, int], Measurement]:
+    """JVMs started -> the first ok write through kazoo (a fresh session each attempt, to the first node)."""
+    def measure(scratch: Path, run: int) -> Measurement:
+        from targets.zookeeper.client import ready_write
+        from targets.zookeeper.target import ZooKeeperTarget
+
+        logging.getLogger("kazoo").setLevel(logging.ERROR)  # refused connects while the JVMs start: expected
+        t0 = time.monotonic()
+        with LocalCluster(f"bench-zk-{os.getpid()}-{run}", n_nodes, log_dir=scratch / "nodes") as cluster:
+            nodes_up = time.monotonic() - t0
+            target = ZooKeeperTarget(cluster.addresses, scratch / "data", local_spawner(cluster, None))
+            try:
+                started = time.monotonic()
+                for node in cluster.nodes:
+                    target.setup(None, node)
+                until_ok(lambda: ready_write(target.hosts(cluster.nodes[0]), timeout_s=1.0), "zookeeper")
+                return Measurement(time.monotonic() - started, nodes_up)
+            finally:
+                for node in cluster.nodes:
+                    target.teardown(None, node)
+
+    return measure
+
+
 SETUPS: list[Setup] = [
     Setup("etcd 3.4, 3 nodes, local", etcd_local(3)),
+    Setup("ZooKeeper 3.8, 3 nodes, local", zookeeper_local(3)),
 ]
 
 
