@@ -423,7 +423,3 @@ def repro_test(run_dir: RunDir, store: str | None = None) -> Test:
     if store is not None:
         test.store = store
     return test
-
-
-def history_path(run_dir: RunDir) -> Path:
-    return run_dir.history_file

@@ -28,6 +28,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from harness.errors import RemoteError
@@ -39,6 +40,7 @@ from nemesis.process import pick_nodes
 START, STOP = "start-packet", "stop-packet"
 CHAIN_IN, CHAIN_OUT = "SB-PACKET-IN", "SB-PACKET-OUT"
 DEFAULT_QUEUE = 23571
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 BIND_WAIT_S = 5.0
 STOP_WAIT_S = 3.0
 COMMAND_TIMEOUT_S = 30.0
@@ -300,7 +302,9 @@ class PacketNemesis:
             "--jitter-ms", f"{fault.jitter_ms:g}",
             "--seed", str(self.rng.randrange(2**32)),
         ]  # fmt: skip
-        handle = remote.spawn(cmd, log="packet-delay.log")
+        # The listener is this project's code: on a node it finds it where the harness does.
+        env = {"PYTHONPATH": str(PROJECT_ROOT)}
+        handle = remote.spawn(cmd, env=env, log="packet-delay.log")
         self.delayers[node] = handle
         deadline = time.monotonic() + BIND_WAIT_S
         while time.monotonic() < deadline:
