@@ -10,9 +10,11 @@ times; the table shows the median, min and max, and how long the nodes themselve
 Needs root (local nodes are network namespaces). Add a row by appending a ``Setup`` to ``SETUPS``.
 
 Measured 2026-11-26 on the 2-CPU development VM while other test suites kept its load average at 6-10:
-etcd 3.4, 3 members on local nodes, first ok write: median 0.58 s (0.55-0.63 s) over 3 runs; the
-namespaces took ~0.1 s more. (ENVIRONMENT.md's ~1.4 s is etcd's default 1 s election timeout; the
-target uses 500 ms.)
+etcd 3.4, 3 members on local nodes (election timeout 500 ms), first ok write: medians of 3 runs in five
+sessions 2.27, 2.20, 0.31, 1.09 s, and 0.26 s for 5 runs; single runs 0.18-2.41 s. Bimodal: ~0.2-0.4 s
+when the three members start together (the leader is elected ~30 ms after the last one is up), ~2.2 s
+when the loaded machine starts one member's process a second or more after the others; the namespaces
+took ~0.06 s before that.
 ZooKeeper 3.8, 3 JVMs on local nodes (tickTime 200 ms), first ok write through kazoo: median 3.67 s
 (3.21-4.51 s) over 3 runs, same load; most of it is the JVMs starting.
 """
