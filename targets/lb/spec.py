@@ -7,10 +7,21 @@ unsafe (the balancer re-sends requests a backend may have applied; see targets/l
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from targets.registry import Spawner, TargetSpec
+
+
+@dataclass(frozen=True)
+class LbSpec(TargetSpec):
+    def validate(self, test: Any) -> None:
+        """The option values too, before any node is up."""
+        from targets.lb.target import lb_options
+
+        super().validate(test)
+        lb_options(test.target_opts)
 
 
 def spec() -> TargetSpec:
@@ -25,4 +36,4 @@ def spec() -> TargetSpec:
 
         return LbClient(target.url(), test.client_timeout_s, test.workload)
 
-    return TargetSpec("lb", ("set", "unique-ids"), ("lb", "retry"), 4, build, client)
+    return LbSpec("lb", ("set", "unique-ids"), ("lb", "retry"), 4, build, client)

@@ -15,7 +15,7 @@ import pytest
 from harness.cli import main
 from harness.cluster import leftover_runs
 from harness.store import RunDir
-from harness.test import RunOutcome, Test, run
+from harness.test import RunOutcome
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(os.geteuid() != 0, reason="local nodes need root (network namespaces)")]
@@ -37,6 +37,8 @@ def backend_faults(time_limit: float) -> list[dict]:
 
 
 def run_lb(store: Path, balancer: str, retry: str, workload: str, seed: int) -> RunOutcome:
+    from harness.test import Test, run  # here, so pytest does not mistake the Test dataclass for tests
+
     test = Test(target="lb", workload=workload, nemesis=("kill", "pause"), nodes=4, time_limit=8, seed=seed,
                 store=str(store), schedule=backend_faults(8), rate=100, concurrency=10,
                 target_opts={"lb": balancer, "retry": retry})

@@ -213,3 +213,13 @@ def test_a_refused_connection_is_a_definite_fail():
         port = s.getsockname()[1]
     op = LbClient(f"http://127.0.0.1:{port}", 1.0, "set").invoke(None, Op(0, "invoke", 0, "add", 1))
     assert op.type == "fail" and "not connected" in op.error
+
+
+def test_a_run_with_a_bad_lb_option_is_refused_before_anything_starts():
+    from harness.test import Test
+
+    Test(target="lb", workload="unique-ids", nodes=4, target_opts={"lb": "haproxy", "retry": "unsafe"}).validate()
+    with pytest.raises(ConfigError, match="retry=maybe"):
+        Test(target="lb", workload="set", nodes=4, target_opts={"retry": "maybe"}).validate()
+    with pytest.raises(ConfigError, match="at least 4 nodes"):
+        Test(target="lb", workload="set", nodes=3).validate()
