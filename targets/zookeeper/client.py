@@ -110,9 +110,13 @@ def close_quietly(zk: KazooClient) -> None:
         pass
 
 
+def describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+
+
 def completion_for_error(op: Op, error: BaseException) -> Op:
     """fail or info for an op that ended in ``error`` (see the module docstring)."""
-    text = f"{type(error).__name__}: {error}".rstrip(": ")
+    text = describe(error)
     if op.f == "read" or isinstance(error, REFUSED + NOT_SENT + (OutOfTime,)):
         return op.with_(type="fail", error=text)
     return op.with_(type="info", error=text)
@@ -336,14 +340,14 @@ class LockClient(ZooKeeperClient):
         never_created = not lock.create_tried or (
             lock.node is None and isinstance(error, REFUSED + NOT_SENT + (OutOfTime,)))
         if never_created or isinstance(error, SessionExpiredError):  # an expired session's nodes are gone
-            return op.with_(type="fail", error=f"{type(error).__name__}: {error}" if error else "not created")
+            return op.with_(type="fail", error=describe(error) if error else "not created")
         if error is None and lock.cleaned:
             return op.with_(type="fail", error="held by another owner")
         # Our node may be left behind, and could become the lock unseen: end the session it belongs to.
         self.renew_session()
         self.held.clear()
         error = error or RuntimeError("the lock node's cleanup failed")
-        return op.with_(type="info", error=f"{type(error).__name__}: {error}".rstrip(": "))
+        return op.with_(type="info", error=describe(error))
 
     def release(self, op: Op, token: int, budget: Budget) -> Op:
         lock = self.held.pop(token, None)

@@ -73,8 +73,11 @@ def test_sync_reads_are_linearizable_when_a_follower_is_cut_off(tmp_path: Path) 
 
 
 @pytest.mark.timeout(120)
-def test_sync_reads_are_linearizable_under_crashes_and_pauses(tmp_path: Path) -> None:
-    outcome = run_zookeeper(tmp_path, seed=3, read="sync", nemesis=("partition", "kill", "pause"))
+def test_sync_reads_are_linearizable_under_partitions_and_crashes(tmp_path: Path) -> None:
+    """No pauses here: a leader paused past its term answers sync from its own stale state for a moment
+    after it resumes (sync is not a quorum operation: ZOOKEEPER-1675), which splitbrain does catch on
+    some seeds (see the README)."""
+    outcome = run_zookeeper(tmp_path, seed=3, read="sync", nemesis=("partition", "kill"))
     assert_nothing_left(outcome.run_dir.path)
     assert outcome.valid is True, outcome.results.get("explanation")
     assert ok_counts(outcome.results)["read"] > 50
