@@ -129,10 +129,11 @@ class Gateway:
 
     def __init__(self, base_url: str, timeout_s: float) -> None:
         self.base_url = base_url
-        # No retries, one connection: a request is sent once, on one connection.
+        # No retries, one connection: a request is sent once, on one connection, straight to the node
+        # (trust_env=False: an HTTP_PROXY in the environment must not put anything in between).
         self.http = httpx.Client(base_url=base_url, timeout=httpx.Timeout(timeout_s),
                                  limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
-                                 transport=httpx.HTTPTransport(retries=0))
+                                 transport=httpx.HTTPTransport(retries=0), trust_env=False)
 
     def call(self, path: str, body: dict[str, Any]) -> Reply:
         try:

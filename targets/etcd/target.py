@@ -102,7 +102,7 @@ class EtcdTarget:
 
     def _serves(self, node: str, path: str, body: dict[str, Any]) -> bool:
         try:
-            r = httpx.post(self.url(node) + path, json=body, timeout=2.0)
+            r = httpx.post(self.url(node) + path, json=body, timeout=2.0, trust_env=False)
             answer = r.json()
         except (httpx.HTTPError, ValueError):
             return False
@@ -112,7 +112,7 @@ class EtcdTarget:
         """The member's /v3/maintenance/status (member id in header.member_id, the leader's id in
         leader, its term in raftTerm), or None when it does not answer within half a second."""
         try:
-            r = httpx.post(self.url(node) + "/v3/maintenance/status", json={}, timeout=0.5)
+            r = httpx.post(self.url(node) + "/v3/maintenance/status", json={}, timeout=0.5, trust_env=False)
             body = r.json()
         except (httpx.HTTPError, ValueError):
             return None
