@@ -29,6 +29,11 @@ READ_MODES = ("linearizable", "serializable")
 
 Spawner = Callable[..., Any]
 
+# A proxy from the harness's environment would sit between members (Go's HTTP transport honours it) and
+# between etcd's JSON gateway and its own gRPC server: members talk to each other directly, always.
+NO_PROXY_ENV = {name: "" for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY",
+                                      "all_proxy", "GRPC_PROXY", "grpc_proxy")}
+
 
 class EtcdTarget:
     """Killable, Pausable, HasPrimaries, WaitsReady. ``spawn(node, argv, env, log)`` starts a process."""
@@ -126,7 +131,7 @@ class EtcdTarget:
             running = self.handles.get(node)
             if running is not None and running.alive():
                 return
-            self.handles[node] = self.spawn(node, self.command(node), {}, "etcd.log")
+            self.handles[node] = self.spawn(node, self.command(node), NO_PROXY_ENV, "etcd.log")
 
     def kill(self, test: Any, node: str) -> None:
         with self._lock:

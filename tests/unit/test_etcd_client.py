@@ -315,6 +315,18 @@ def test_each_member_listens_on_its_own_address_and_keeps_its_data_under_the_run
         EtcdTarget({}, "/tmp", lambda *a: None, read="stale")
 
 
+def test_members_are_started_without_the_harness_proxy_settings() -> None:
+    """Go's HTTP transport honours HTTP_PROXY: inherited, it would route member-to-member traffic (and
+    the gateway's own gRPC calls) to a proxy, and the cluster would never form."""
+    started: list[tuple] = []
+    target = EtcdTarget({"node1": "10.9.0.1"}, "/runs/x/data",
+                        lambda node, argv, env, log: started.append((node, argv, env, log)) or object())
+    target.start(None, "node1")
+    (node, argv, env, log), = started
+    assert node == "node1" and log == "etcd.log" and argv == target.command("node1")
+    assert env["HTTP_PROXY"] == env["https_proxy"] == env["grpc_proxy"] == ""
+
+
 def test_a_bad_read_mode_or_option_is_one_line_before_anything_starts(tmp_path, capsys) -> None:
     from harness.cli import main
 
