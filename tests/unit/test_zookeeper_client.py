@@ -251,3 +251,12 @@ def test_acquire_whose_create_answer_is_lost_is_info_and_ends_the_session() -> N
 def test_acquire_refused_before_its_node_was_created_is_fail() -> None:
     done, _, renewed = acquire([("ensure_path", Answer(error=SessionExpiredError()))])
     assert done.type == "fail" and renewed == []
+
+
+def test_cli_refuses_a_bad_read_mode_in_one_line_before_anything_starts(tmp_path: Path, capsys) -> None:
+    from harness.cli import main
+
+    code = main(["run", "--target", "zookeeper", "--nodes", "3", "--read", "eventual", "--store", str(tmp_path)])
+    err = capsys.readouterr().err.strip()
+    assert code == 3 and len(err.splitlines()) == 1 and "sync or local" in err
+    assert not any(tmp_path.iterdir())  # no run directory: nothing started
