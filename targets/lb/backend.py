@@ -6,6 +6,8 @@ Raft store (the Raft server on the same node), so every backend sees the same st
     POST /generate  {"request": r}    append r to the list "generated";      {"value": id}
                                       id = r's (last) position in it, from 1
     GET  /generated                   the list "generated"                   {"value": [...]}
+    POST /kv/get, /kv/put, /kv/cas    the store's own register API, passed on as one store operation each
+                                      (so the Raft store's client works through the balancer)
     GET  /health                      200 while the process runs (HAProxy's check)
 
 A write is one Raft operation (an append), never retried here: applying a request twice is the fault this
@@ -30,6 +32,8 @@ from typing import Any
 from targets.raft.client import Outcome, RaftClient
 
 SET_KEY, GENERATED_KEY = "set", "generated"
+POST_FIELDS = {"/add": ("value",), "/generate": ("request",), "/kv/get": ("key",), "/kv/put": ("key", "value"),
+               "/kv/cas": ("key", "old", "new")}
 STORE_TIMEOUT_S = 2.0
 
 
@@ -80,6 +84,15 @@ class Backend:
         with closing(self.store()) as store:
             return answer_of(self._append(store, SET_KEY, value))
 
+    def register(self, operation: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """get / put / cas of the store's kv API, its answer carried unchanged in meaning."""
+        with closing(self.store()) as store:
+            if operation == "get":
+                return answer_of(store.get(body["key"]))
+            if operation == "put":
+                return answer_of(store.put(body["key"], body["value"]))
+            return answer_of(store.cas(body["key"], body["old"], body["new"]))
+
     def generate(self, request: Any) -> tuple[int, dict[str, Any]]:
         with closing(self.store()) as store:
             appended = self._append(store, GENERATED_KEY, request)
@@ -126,17 +139,19 @@ class Handler(BaseHTTPRequestHandler):
             self._reply(404, {"error": f"no endpoint GET {self.path}", "definite": True})
 
     def do_POST(self) -> None:  # noqa: N802 - the base class's name
-        fields = {"/add": "value", "/generate": "request"}
-        field = fields.get(self.path)
+        fields = POST_FIELDS.get(self.path)
         body = self._body()
-        if field is None:
+        if fields is None:
             self._reply(404, {"error": f"no endpoint POST {self.path}", "definite": True})
-        elif body is None or field not in body:
-            self._reply(400, {"error": f"POST {self.path} expects a JSON object with {field!r}", "definite": True})
+        elif body is None or not all(f in body for f in fields):
+            self._reply(400, {"error": f"POST {self.path} expects a JSON object with {', '.join(fields)}",
+                              "definite": True})
         elif self.path == "/add":
             self._reply(*self.backend.add(body["value"]))
-        else:
+        elif self.path == "/generate":
             self._reply(*self.backend.generate(body["request"]))
+        else:
+            self._reply(*self.backend.register(self.path.removeprefix("/kv/"), body))
 
 
 def serve(listen: tuple[str, int], store_url: str) -> ThreadingHTTPServer:

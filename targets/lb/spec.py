@@ -1,6 +1,7 @@
 """The lb target for ``splitbrain run --target lb``: nginx or HAProxy in front of replicated backends.
 
-Options (``--target-opt KEY=VALUE``): ``lb`` = nginx (default) | haproxy; ``retry`` = safe (default) |
+Workloads: set and unique-ids (targets/lb/client.py), register (the Raft store's own client, through the
+balancer to backends that pass its kv API on). Options (``--target-opt KEY=VALUE``): ``lb`` = nginx (default) | haproxy; ``retry`` = safe (default) |
 unsafe (the balancer re-sends requests a backend may have applied; see targets/lb/configs.py).
 """
 
@@ -32,8 +33,12 @@ def spec() -> TargetSpec:
         return LbTarget(addresses, data_root, spawn, balancer=balancer, retry=retry, seed=test.seed)
 
     def client(test: Any, target: Any, node: str) -> Any:
+        if test.workload == "register":  # the backends pass the Raft store's own kv API through
+            from targets.raft.workloads import RegisterClient
+
+            return RegisterClient(target.url(), test.client_timeout_s)
         from targets.lb.client import LbClient
 
         return LbClient(target.url(), test.client_timeout_s, test.workload)
 
-    return LbSpec("lb", ("set", "unique-ids"), ("lb", "retry"), 4, build, client)
+    return LbSpec("lb", ("set", "unique-ids", "register"), ("lb", "retry"), 4, build, client)

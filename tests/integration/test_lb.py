@@ -76,6 +76,14 @@ def test_safe_retries_apply_every_request_once_under_kills_and_pauses(tmp_path: 
     assert (run_dir / "nodes" / "node2" / "backend.log").exists()
 
 
+@pytest.mark.timeout(90)
+def test_the_register_is_linearizable_through_a_safe_balancer(tmp_path: Path) -> None:
+    outcome = run_lb(tmp_path, "nginx", "safe", "register", seed=1)
+    assert_nothing_left(outcome.run_dir.path)
+    assert outcome.valid is True, outcome.results.get("explanation")
+    assert outcome.results["stats"]["by_f"]["write"]["ok_count"] > 10
+
+
 @pytest.mark.timeout(200)
 @pytest.mark.parametrize(("balancer", "workload"), [("nginx", "unique-ids"), ("haproxy", "set")])
 def test_unsafe_retries_apply_a_request_twice(tmp_path: Path, balancer: str, workload: str) -> None:

@@ -94,6 +94,12 @@ class FakeStore:
         assert self.get_outcome is not None
         return self.get_outcome
 
+    def put(self, key: Any, value: Any) -> Outcome:
+        return self.append_outcome
+
+    def cas(self, key: Any, old: Any, new: Any) -> Outcome:
+        return self.append_outcome
+
     def close(self) -> None:
         self.closed = True
 
@@ -124,6 +130,15 @@ def test_generate_applied_but_unreadable_is_indeterminate_not_failed():
 def test_an_add_the_store_refused_is_definite_and_reads_of_nothing_are_empty():
     assert backend_with(FakeStore(Outcome("fail", None, "not leader"))).add(1)[1]["definite"] is True
     assert backend_with(FakeStore(Outcome("ok", [1]), Outcome("ok", None))).read_list("set") == (200, {"value": []})
+
+
+def test_register_operations_keep_the_stores_verdict():
+    refused = backend_with(FakeStore(Outcome("fail", None, "cas-mismatch")))
+    assert refused.register("cas", {"key": 1, "old": 0, "new": 2}) == (503, {"error": "cas-mismatch", "definite": True})
+    lost = backend_with(FakeStore(Outcome("info", None, "timeout")))
+    assert lost.register("put", {"key": 1, "value": 2})[1]["definite"] is False
+    read = backend_with(FakeStore(Outcome("ok", None), Outcome("ok", 4)))
+    assert read.register("get", {"key": 1}) == (200, {"value": 4})
 
 
 # -- the client -----------------------------------------------------------------------------------------
