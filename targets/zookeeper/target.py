@@ -171,7 +171,7 @@ class ZooKeeperTarget:
             running = self.handles.get(node)
             if running is not None and running.alive():
                 return
-            self.handles[node] = self.spawn(node, self.command(node), {"ZOO_LOG_DIR": str(self.data_root / node)})
+            self.handles[node] = self.spawn(node, self.command(node), {})
 
     def kill(self, test: Any, node: str) -> None:
         with self._lock:
