@@ -61,12 +61,13 @@ class RotatingKeys(Generator):
 
 
 def _check_register(history: History) -> Result:
+    from checkers.availability import check_availability
     from checkers.basic import check_stats
     from checkers.linearizable import check_linearizable
     from checkers.models import kv
 
     return compose({"linearizable": check_linearizable(history, kv(None), time_limit=120),
-                    "stats": check_stats(history)})
+                    "stats": check_stats(history), "availability": check_availability(history)})
 
 
 def register_workload(test: Any) -> Workload:
@@ -132,10 +133,12 @@ class LockOps(Generator):
 
 
 def _check_lock(history: History) -> Result:
+    from checkers.availability import check_availability
     from checkers.basic import check_stats
     from checkers.lock import check_lock
 
-    return compose({"lock": check_lock(history), "stats": check_stats(history)})
+    return compose({"lock": check_lock(history), "stats": check_stats(history),
+                    "availability": check_availability(history)})
 
 
 def lock_workload(test: Any) -> Workload:
