@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 NEMESIS_THREAD = "nemesis"
@@ -151,7 +151,7 @@ class TimeLimit(Generator):
         return value, TimeLimit(self.seconds, nxt, deadline)
 
     def update(self, test, ctx, event):
-        return replace(self, gen=self.gen.update(test, ctx, event))
+        return TimeLimit(self.seconds, self.gen.update(test, ctx, event), self.deadline)
 
 
 @dataclass(frozen=True)
@@ -168,14 +168,14 @@ class Stagger(Generator):
             return None
         value, nxt = res
         if value is PENDING:
-            return value, replace(self, gen=nxt)
+            return value, Stagger(self.seconds, nxt, self.next_time)
         at = max(ctx.time, self.next_time if self.next_time is not None else ctx.time, value.get("time", 0))
         value = dict(value, time=at)
         delay = int(ctx.rng.uniform(0, 2 * self.seconds) * 1e9)
         return value, Stagger(self.seconds, nxt, at + delay)
 
     def update(self, test, ctx, event):
-        return replace(self, gen=self.gen.update(test, ctx, event))
+        return Stagger(self.seconds, self.gen.update(test, ctx, event), self.next_time)
 
 
 @dataclass(frozen=True)

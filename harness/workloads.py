@@ -57,7 +57,7 @@ class RotatingKeys(Generator):
         else:
             value = {"f": "cas", "value": [ctx.rng.randrange(5), ctx.rng.randrange(5)]}
         value["key"] = key
-        return value, replace(self, next_key=next_key, window=tuple(window))
+        return value, RotatingKeys(self.per_key, self.active, next_key, tuple(window))
 
 
 def _check_register(history: History) -> Result:

@@ -83,8 +83,11 @@ def read_jsonl(path: str) -> History:
     return History((op for op, _ in pairs), source=path, lines=[ln for _, ln in pairs])
 
 
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
 def dumps_op(op: Op) -> str:
-    return json.dumps(op.to_dict(), separators=(",", ":"), ensure_ascii=False)
+    return _encode(op.to_dict())
 
 
 class JsonlWriter:
