@@ -168,8 +168,9 @@ def _add_run(sub: Any) -> None:
     p.add_argument("--nemesis", default="all", metavar="KINDS",
                    help="partition,kill,pause,clock,packet | all | none (default all)")
     p.add_argument("--nodes", type=int, default=None, help="default 5, or the number of --ssh-hosts")
-    p.add_argument("--remote", default="local", choices=("local", "ssh"),
-                   help="local: network namespaces on this machine (root); ssh: real hosts (--ssh-hosts)")
+    p.add_argument("--remote", default="local", choices=("local", "docker", "ssh"),
+                   help="local: network namespaces on this machine (root); docker: containers from the node "
+                        "image (`splitbrain images build`); ssh: real hosts (--ssh-hosts)")
     p.add_argument("--ssh-hosts", metavar="NODE=HOST[:PORT],...",
                    help="with --remote ssh: the host of each node, node1..nodeN")
     p.add_argument("--ssh-user", default="root", help="with --remote ssh: the login (root, for iptables and kill)")
@@ -287,9 +288,55 @@ def _run_cleanup(args: argparse.Namespace) -> int:
 
     for path in args.run_dirs:
         run_dir = open_run_dir(path)
-        removed = cleanup_run(run_dir.run_id)
+        if _stored_remote(run_dir) == "docker":
+            from harness.docker import teardown_run
+
+            removed = teardown_run(run_dir.run_id)
+        else:
+            removed = cleanup_run(run_dir.run_id)
         print(f"{run_dir.path}: " + (", ".join(removed) if removed else "nothing left"))
     return 0
+
+
+def _stored_remote(run_dir: Any) -> str:
+    """The --remote of a stored run ("local" when its test.json is missing or unreadable)."""
+    try:
+        return str(run_dir.read_test().get("remote", "local"))
+    except (OSError, ValueError, ConfigError):
+        return "local"
+
+
+# -- images ----------------------------------------------------------------------------------------------
+
+def _add_images(sub: Any) -> None:
+    p = sub.add_parser("images", help="the node image of Docker nodes: build it, list what is built",
+                       description="Build the Docker node image (debootstrap + docker import; no registry), "
+                                   "tagged with a hash of its recipe, or list the built ones.")
+    actions = p.add_subparsers(dest="images_action", metavar="ACTION", parser_class=_Parser)
+    build = actions.add_parser("build", help="build the node image unless its recipe's image exists")
+    build.add_argument("--force", action="store_true", help="build even when the image exists")
+    actions.add_parser("list", help="the node images on this machine")
+    p.set_defaults(run=_run_images)
+
+
+def _run_images(args: argparse.Namespace) -> int:
+    from harness.images import NODE_RECIPE, build_image, built_images
+
+    if args.images_action == "build":
+        started = time.monotonic()
+        print(f"node image {NODE_RECIPE.tag}: packages {' '.join(NODE_RECIPE.packages)}", flush=True)
+        tag, built = build_image(force=args.force, log=lambda line: print(line, flush=True))
+        print(f"built {tag} in {time.monotonic() - started:.1f} s" if built else f"{tag} is up to date")
+        return 0
+    if args.images_action == "list":
+        images = built_images()
+        if not images:
+            print(f"no node image built; `splitbrain images build` builds {NODE_RECIPE.tag}")
+        for image in images:
+            mark = "  (current recipe)" if image.current else ""
+            print(f"{image.tag}  {image.size_bytes / 1e6:.0f} MB  {image.created}{mark}")
+        return 0
+    raise UsageError("images: expected an action: build | list (see --help)")
 
 
 # -- sim -------------------------------------------------------------------------------------------------
@@ -320,7 +367,8 @@ def _run_sim(args: argparse.Namespace) -> int:
 
 # -- entry point -----------------------------------------------------------------------------------------
 
-COMMANDS: list[Callable[[Any], None]] = [_add_check, _add_run, _add_sim, _add_analyze, _add_repro, _add_cleanup]
+COMMANDS: list[Callable[[Any], None]] = [_add_check, _add_run, _add_sim, _add_analyze, _add_repro, _add_cleanup,
+                                         _add_images]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -37,7 +37,7 @@ from nemesis.schedule import FAULT_KINDS, Step, fault_schedule, schedule_json
 
 log = logging.getLogger("splitbrain.test")
 
-REMOTES = ("local", "ssh")
+REMOTES = ("local", "docker", "ssh")
 HEAL = "heal"
 
 
@@ -101,6 +101,9 @@ class Test:
             raise bad(f"--recovery must not be negative, got {self.recovery_s}")
         if self.remote == "ssh":
             self.validate_ssh()
+        elif self.remote == "docker" and "clock" in self.nemesis:
+            raise bad("the clock nemesis works on local nodes only for now; with --remote docker leave clock "
+                      "out of --nemesis (e.g. --nemesis partition,kill,pause)")
         elif self.ssh_hosts or self.ssh_key or self.ssh_known_hosts or self.ssh_accept_new:
             raise bad("the --ssh-* options go with --remote ssh")
 
@@ -355,7 +358,12 @@ def run(test: Test, *, console: bool = True, out: Any = None) -> RunOutcome:
 
 
 def _cluster(test: Test, run_dir: RunDir) -> Any:
-    """The run's nodes: namespaces on this machine, or the SSH hosts of ``--ssh-hosts``."""
+    """The run's nodes: namespaces on this machine, containers (--remote docker), or the SSH hosts of
+    ``--ssh-hosts``."""
+    if test.remote == "docker":
+        from harness.docker import DockerCluster
+
+        return DockerCluster(run_dir.run_id, test.nodes, run_dir.nodes_dir, data_root=run_dir.path / "data")
     if test.remote == "ssh":
         from harness.ssh import SSHCluster, parse_ssh_hosts
         from nemesis.packet import CHAIN_IN, CHAIN_OUT
@@ -378,6 +386,10 @@ def _spawner(test: Test, cluster: Any, clock: Any, run_dir: RunDir) -> tuple[Any
 
     if test.remote == "ssh":
         return ssh_spawner(cluster), cluster.data_root
+    if test.remote == "docker":
+        from harness.docker import docker_spawner
+
+        return docker_spawner(cluster), run_dir.path / "data"
     return local_spawner(cluster, clock), run_dir.path / "data"
 
 
