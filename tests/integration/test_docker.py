@@ -1,0 +1,216 @@
+"""Docker nodes: the node image, containers on an --internal network that the host reaches, processes
+started with `docker exec` that kill/pause/resume reach, a full run of the Raft store (valid; its stale-read
+bug caught), and nothing of a run left after down() or `splitbrain cleanup`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+from harness.docker import PROJECT_ROOT, DockerCluster, container_state, run_resources
+from harness.errors import ConfigError
+from harness.images import NODE_RECIPE, build_image, built_images, mirror_from_sources
+
+pytestmark = [pytest.mark.integration, pytest.mark.docker]
+
+
+def docker_answers() -> bool:
+    try:
+        return subprocess.run(["docker", "version"], capture_output=True, timeout=20).returncode == 0
+    except (FileNotFoundError, subprocess.TimeoutExpired):
+        return False
+
+
+needs_docker = pytest.mark.skipif(os.geteuid() != 0 or not docker_answers(),
+                                  reason="needs root and a running Docker daemon (.ci/setup starts one)")
+
+
+@pytest.fixture(scope="module")
+def node_image() -> str:
+    tag, _ = build_image()  # a no-op when .ci/setup built it already
+    return tag
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, node_image: str, request: pytest.FixtureRequest) -> Iterator[DockerCluster]:
+    run_id = f"dt-{request.node.name[:20].replace('_', '-')}-{os.getpid()}"
+    nodes = DockerCluster(run_id, 3, tmp_path / "nodes", data_root=tmp_path / "data", image=node_image)
+    try:
+        yield nodes.up()
+    finally:
+        nodes.down()
+        assert run_resources(run_id) == ([], []), f"run {run_id} left containers or a network"
+
+
+def wait_for_http(url: str, timeout_s: float = 15.0) -> int:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as answer:
+                return answer.status
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+# -- the image ----------------------------------------------------------------------------------------
+
+def test_mirror_is_the_first_uris_line_of_the_sources_file() -> None:
+    text = "Types: deb\n# a comment\nURIs: http://mirror.example/debian http://other\nSuites: bookworm\n"
+    assert mirror_from_sources(text) == "http://mirror.example/debian"
+    assert mirror_from_sources("Types: deb\n") is None
+
+
+def test_image_tag_changes_with_the_recipe_and_only_with_it() -> None:
+    assert NODE_RECIPE.tag.startswith("splitbrain-node:") and len(NODE_RECIPE.tag.split(":")[1]) == 12
+    assert replace(NODE_RECIPE).tag == NODE_RECIPE.tag
+    assert replace(NODE_RECIPE, packages=NODE_RECIPE.packages + ("nginx",)).tag != NODE_RECIPE.tag
+    assert replace(NODE_RECIPE, steps_version=NODE_RECIPE.steps_version + 1).tag != NODE_RECIPE.tag
+
+
+@needs_docker
+@pytest.mark.timeout(600)
+def test_build_is_a_noop_when_the_recipe_is_unchanged(node_image: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert build_image() == (node_image, False)
+    assert any(image.tag == node_image and image.current for image in built_images())
+    assert main(["images", "list"]) == 0
+    assert f"{node_image}" in capsys.readouterr().out
+
+
+# -- nodes --------------------------------------------------------------------------------------------
+
+@needs_docker
+@pytest.mark.timeout(120)
+def test_containers_are_confined_and_the_host_reaches_them(cluster: DockerCluster) -> None:
+    network = json.loads(subprocess.run(["docker", "network", "inspect", cluster.network],
+                                        capture_output=True, text=True, check=True).stdout)[0]
+    assert network["Internal"] is True
+    for node, container in cluster.containers.items():
+        info = json.loads(subprocess.run(["docker", "inspect", container], capture_output=True, text=True,
+                                         check=True).stdout)[0]
+        assert info["HostConfig"]["Privileged"] is False
+        assert [c.removeprefix("CAP_") for c in info["HostConfig"]["CapAdd"]] == ["NET_ADMIN"]
+        assert info["Config"]["Cmd"] == ["sleep", "infinity"]
+        assert info["NetworkSettings"]["Networks"][cluster.network]["IPAddress"] == cluster.addresses[node]
+    remote = cluster.remote("node1")
+    # The project is there, read-only; iptables works (NET_ADMIN).
+    assert remote.exec(["test", "-f", str(PROJECT_ROOT / "pyproject.toml")]).ok
+    assert not remote.exec(["touch", str(PROJECT_ROOT / "written-from-a-node")]).ok
+    assert remote.exec(["iptables", "-w", "-L", "INPUT"]).ok
+    # The nodes reach each other, and the host reaches a server in a node.
+    assert remote.exec(["python3", "-c", "import socket,sys; socket.create_connection((sys.argv[1], 9), 2)",
+                        cluster.addresses["node2"]]).stderr.endswith("Connection refused\n")
+    server = remote.spawn(["python3", "-m", "http.server", "--bind", cluster.addresses["node1"], "9000"],
+                          log="http.log")
+    assert wait_for_http(f"http://{cluster.addresses['node1']}:9000/") == 200
+    server.kill()
+    assert (cluster.log_dir / "node1" / "http.log").read_text().count("GET /") >= 1
+
+
+@needs_docker
+@pytest.mark.timeout(120)
+def test_kill_pause_and_resume_reach_the_process_not_the_container(cluster: DockerCluster) -> None:
+    remote = cluster.remote("node2")
+    # A child that the process starts is in its group, so kill reaches it too.
+    process = remote.spawn(["sh", "-c", "sleep 1000 & echo started; wait"], env={"SB_MARK": "x"}, log="s.log")
+    assert process.alive()
+    process.pause()
+    states = remote.exec(["ps", "-o", "stat=", "-g", str(process.pgid)]).stdout.split()
+    assert states and all(s.startswith("T") for s in states), states
+    process.resume()
+    states = remote.exec(["ps", "-o", "stat=", "-g", str(process.pgid)]).stdout.split()
+    assert states and not any(s.startswith("T") for s in states), states
+    process.kill(signal.SIGKILL)
+    assert process.wait(10) == -signal.SIGKILL
+    assert not process.alive()
+    assert remote.exec(["pgrep", "-x", "sleep", "-g", str(process.pgid)]).stdout == ""
+    state = container_state(cluster.containers["node2"])
+    assert state is not None and state["Running"] is True  # the process died, not the node
+
+
+@needs_docker
+@pytest.mark.timeout(120)
+def test_down_is_idempotent(cluster: DockerCluster) -> None:
+    cluster.down()
+    assert run_resources(cluster.run_id) == ([], [])
+    cluster.down()
+
+
+@needs_docker
+@pytest.mark.timeout(120)
+def test_cleanup_removes_what_a_killed_run_left(tmp_path: Path, node_image: str) -> None:
+    from harness.store import RunDir
+
+    run_dir = tmp_path / "raft-register" / "20260101T000000.000"
+    run_dir.mkdir(parents=True)
+    (run_dir / "test.json").write_text(json.dumps({"remote": "docker"}))
+    run_id = RunDir(run_dir).run_id
+    left = DockerCluster(run_id, 2, run_dir / "nodes", image=node_image)
+    try:
+        left.up()  # ... and never taken down: the run was killed
+        assert run_resources(run_id) != ([], [])
+        assert main(["cleanup", str(run_dir)]) == 0
+        assert run_resources(run_id) == ([], [])
+        assert main(["cleanup", str(run_dir)]) == 0  # nothing left: still fine
+    finally:
+        left.down()
+
+
+# -- runs ---------------------------------------------------------------------------------------------
+
+def docker_test(store: Path, seed: int, bugs: tuple[str, ...] = ()):
+    from harness.test import Test
+
+    return Test(remote="docker", nodes=3, nemesis=("partition", "kill", "pause"), time_limit=10,
+                nemesis_interval=2.0, seed=seed, bugs=bugs, store=str(store), rate=100)
+
+
+def test_clock_nemesis_is_refused_on_docker_nodes(tmp_path: Path) -> None:
+    test = docker_test(tmp_path, 1)
+    test.nemesis = ("partition", "clock")
+    with pytest.raises(ConfigError, match="clock"):
+        test.validate()
+
+
+@needs_docker
+@pytest.mark.timeout(240)
+def test_raft_store_on_docker_nodes_is_valid_under_faults(tmp_path: Path, node_image: str) -> None:
+    from harness.store import RunDir
+    from harness.test import run
+
+    outcome = run(docker_test(tmp_path, 1), console=False)
+    assert outcome.valid is True, outcome.results.get("explanation")
+    by_f = outcome.results["stats"]["by_f"]
+    assert by_f["read"]["ok_count"] > 50 and by_f["write"]["ok_count"] > 20
+    history = [json.loads(line) for line in (outcome.run_dir.path / "history.jsonl").read_text().splitlines()]
+    faults = {op["f"] for op in history if op["process"] == "nemesis"}
+    assert {"kill", "start", "heal"} <= faults
+    assert (outcome.run_dir.path / "nodes" / "node1" / "server.log").stat().st_size > 0
+    assert run_resources(RunDir(outcome.run_dir.path).run_id) == ([], [])
+
+
+@needs_docker
+@pytest.mark.timeout(600)
+def test_stale_read_bug_is_caught_on_docker_nodes(tmp_path: Path, node_image: str) -> None:
+    from harness.store import RunDir
+    from harness.test import run
+
+    verdicts = []
+    for seed in (1, 2, 3, 4):  # caught on the first seed in every try here; four bound the time
+        outcome = run(docker_test(tmp_path / str(seed), seed, bugs=("stale-read",)), console=False)
+        assert run_resources(RunDir(outcome.run_dir.path).run_id) == ([], [])
+        verdicts.append(outcome.valid)
+        if outcome.valid is False:
+            break
+    assert False in verdicts, f"stale reads not caught in seeds 1-{len(verdicts)}: {verdicts}"
