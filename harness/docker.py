@@ -280,8 +280,12 @@ def run_resources(run_id: str) -> tuple[list[str], list[str]]:
 def teardown_run(run_id: str) -> list[str]:
     """Remove run ``run_id``'s containers and network. Idempotent; returns what it removed."""
     validate_run_id(run_id)
-    if subprocess.run(["docker", "version"], capture_output=True).returncode != 0:
-        return []  # no daemon, so nothing of the run can be left in it
+    try:
+        answers = subprocess.run(["docker", "version"], capture_output=True, timeout=COMMAND_TIMEOUT_S).returncode == 0
+    except (FileNotFoundError, subprocess.TimeoutExpired):
+        answers = False
+    if not answers:
+        return []  # no Docker (or no daemon): nothing of the run can be left in it
     removed: list[str] = []
     containers, networks = run_resources(run_id)
     if containers:

@@ -389,7 +389,9 @@ def _spawner(test: Test, cluster: Any, clock: Any, run_dir: RunDir) -> tuple[Any
     if test.remote == "docker":
         from harness.docker import docker_spawner
 
-        return docker_spawner(cluster), run_dir.path / "data"
+        # Absolute: the node resolves the path from its own working directory, and the run directory is
+        # mounted in it at the same absolute path.
+        return docker_spawner(cluster), cluster.data_root
     return local_spawner(cluster, clock), run_dir.path / "data"
 
 

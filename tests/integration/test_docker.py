@@ -185,11 +185,13 @@ def test_clock_nemesis_is_refused_on_docker_nodes(tmp_path: Path) -> None:
 
 @needs_docker
 @pytest.mark.timeout(240)
-def test_raft_store_on_docker_nodes_is_valid_under_faults(tmp_path: Path, node_image: str) -> None:
+def test_raft_store_on_docker_nodes_is_valid_under_faults(tmp_path: Path, node_image: str,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     from harness.store import RunDir
     from harness.test import run
 
-    outcome = run(docker_test(tmp_path, 1), console=False)
+    monkeypatch.chdir(tmp_path)  # a relative --store, as on the command line: data must still land in it
+    outcome = run(docker_test(Path("runs"), 1), console=False)
     assert outcome.valid is True, outcome.results.get("explanation")
     by_f = outcome.results["stats"]["by_f"]
     assert by_f["read"]["ok_count"] > 50 and by_f["write"]["ok_count"] > 20
@@ -197,6 +199,7 @@ def test_raft_store_on_docker_nodes_is_valid_under_faults(tmp_path: Path, node_i
     faults = {op["f"] for op in history if op["process"] == "nemesis"}
     assert {"kill", "start", "heal"} <= faults
     assert (outcome.run_dir.path / "nodes" / "node1" / "server.log").stat().st_size > 0
+    assert (tmp_path / outcome.run_dir.path / "data" / "node1" / "wal").stat().st_size > 0
     assert run_resources(RunDir(outcome.run_dir.path).run_id) == ([], [])
 
 
