@@ -217,3 +217,22 @@ def test_stale_read_bug_is_caught_on_docker_nodes(tmp_path: Path, node_image: st
         if outcome.valid is False:
             break
     assert False in verdicts, f"stale reads not caught in seeds 1-{len(verdicts)}: {verdicts}"
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("args", [["--nemesis", "partition,clock"], []])  # the default, all, includes clock
+def test_clock_on_docker_nodes_exits_3_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                     args: list[str]) -> None:
+    assert main(["run", "--remote", "docker", "--store", str(tmp_path / "runs"), *args]) == 3
+    err = capsys.readouterr().err
+    assert "clock nemesis works on local nodes only" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "runs").exists()  # refused before anything started
+
+
+@needs_docker
+@pytest.mark.timeout(60)
+def test_a_missing_image_is_one_clear_error(tmp_path: Path) -> None:
+    nodes = DockerCluster("dt-no-image", 1, tmp_path / "nodes", image="splitbrain-node:000000000000")
+    with pytest.raises(ConfigError, match="splitbrain images build"):
+        nodes.up()
+    assert run_resources("dt-no-image") == ([], [])
