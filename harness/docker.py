@@ -19,10 +19,12 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import os
 import secrets
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -297,16 +299,19 @@ def teardown_run(run_id: str) -> list[str]:
     return removed
 
 
-def docker_spawner(cluster: DockerCluster, default_log: str = "server.log"):
+def docker_spawner(cluster: DockerCluster, clock: Any | None = None, default_log: str = "server.log"):
     """``spawn(node, argv, env, log=None) -> process handle`` for a target's processes on Docker nodes. A
     command that runs this machine's Python runs the node image's Python instead (same version line,
-    the project mounted at the same path)."""
+    the project mounted at the same path). With a clock nemesis, each process is started skewable and
+    registered with it (see ``spawn_skewable``)."""
 
     def spawn(node: str, argv: Sequence[str], env: Mapping[str, str], log: str | None = None) -> Any:
         command = list(argv)
         if command and command[0] == sys.executable:
             command[0] = NODE_PYTHON
-        return cluster.remote(node).spawn(command, env=env, log=log or default_log)
+        if clock is None:
+            return cluster.remote(node).spawn(command, env=env, log=log or default_log)
+        return spawn_skewable(cluster, node, command, env, log or default_log, clock)
 
     return spawn
 
@@ -315,3 +320,78 @@ def container_state(name: str) -> dict[str, Any] | None:
     """`docker inspect`'s State of a container, None when there is no such container."""
     result = _docker(["inspect", "--format", "{{json .State}}", name], check=False)
     return json.loads(result.stdout) if result.ok else None
+
+
+# -- the clock nemesis on Docker nodes ------------------------------------------------------------------
+# The vDSO patch (nemesis/clockpatch.py) is made inside the node, at the exec of the real program, by a
+# launcher that the node's Python runs from the mounted project: it must be the program's parent, and a
+# parent on the host would start the program outside the container. The launcher writes the program's
+# pid and the patched slot's address to a file; the host then finds that process's host pid and changes
+# its offset with an 8-byte write to /proc/PID/mem, as for local nodes (no SYS_TIME, no ptrace from the
+# host: the host's root may write any process's memory).
+
+SKEW_WAIT_S = 10.0
+
+
+class ContainerSkewed:
+    """A skewed process in a container, as the clock nemesis sees it (``clock.Skewable``)."""
+
+    mechanism = "vdso"
+
+    def __init__(self, host_pid: int, slot_address: int) -> None:
+        self.pid = host_pid
+        self.slot_address = slot_address
+
+    def set_offset(self, offset_ns: int) -> None:
+        from nemesis.clockpatch import set_offset
+
+        set_offset(self.pid, self.slot_address, offset_ns)
+
+
+def host_pid(container_init_pid: int, pid_in_container: int, proc: Path = Path("/proc")) -> int | None:
+    """The host's pid of the process that is ``pid_in_container`` in the pid namespace of the container
+    whose first process is ``container_init_pid`` (on the host), or None when there is none."""
+    try:
+        namespace = os.readlink(proc / str(container_init_pid) / "ns" / "pid")
+    except OSError:
+        return None
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if os.readlink(entry / "ns" / "pid") != namespace:
+                continue
+            for line in (entry / "status").read_text().splitlines():
+                if line.startswith("NSpid:") and int(line.split()[-1]) == pid_in_container:
+                    return int(entry.name)
+        except (OSError, ValueError):
+            continue  # gone while we looked
+    return None
+
+
+def spawn_skewable(cluster: DockerCluster, node: str, argv: list[str], env: Mapping[str, str], log: str,
+                   clock: Any) -> Any:
+    remote = cluster.remote(node)
+    slot_file = f"{WORK_DIR}/.spawn/skew-{secrets.token_hex(4)}"
+    launcher = [NODE_PYTHON, "-m", "harness.docker_skew", slot_file, str(clock.offset_ns(node)), "--", *argv]
+    path = env.get("PYTHONPATH", "")
+    launch_env = {**env, "PYTHONPATH": f"{cluster.project_root}:{path}" if path else str(cluster.project_root)}
+    process = remote.spawn(launcher, env=launch_env, log=log)
+    deadline = time.monotonic() + SKEW_WAIT_S
+    while True:
+        answer = remote.exec(["cat", slot_file], timeout=remote.timeout)
+        if answer.ok and len(answer.stdout.split()) == 2:
+            break
+        if time.monotonic() > deadline or not process.alive():
+            process.kill()
+            raise ConfigError(f"clock nemesis: cannot skew {argv[0]} on {node}: the launcher did not report "
+                              f"a patched process (see {remote.log_dir / log})")
+        time.sleep(0.05)
+    pid_text, slot_text = answer.stdout.split()
+    state = container_state(remote.container) or {}
+    found = host_pid(int(state.get("Pid", 0)), int(pid_text))
+    if found is None:
+        process.kill()
+        raise ConfigError(f"clock nemesis: cannot skew {argv[0]} on {node}: its process is gone")
+    clock.register(node, ContainerSkewed(found, int(slot_text)))
+    return process

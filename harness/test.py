@@ -101,9 +101,6 @@ class Test:
             raise bad(f"--recovery must not be negative, got {self.recovery_s}")
         if self.remote == "ssh":
             self.validate_ssh()
-        elif self.remote == "docker" and "clock" in self.nemesis:
-            raise bad("the clock nemesis works on local nodes only for now; with --remote docker leave clock "
-                      "out of --nemesis (e.g. --nemesis partition,kill,pause)")
         elif self.ssh_hosts or self.ssh_key or self.ssh_known_hosts or self.ssh_accept_new:
             raise bad("the --ssh-* options go with --remote ssh")
 
@@ -391,7 +388,7 @@ def _spawner(test: Test, cluster: Any, clock: Any, run_dir: RunDir) -> tuple[Any
 
         # Absolute: the node resolves the path from its own working directory, and the run directory is
         # mounted in it at the same absolute path.
-        return docker_spawner(cluster), cluster.data_root
+        return docker_spawner(cluster, clock), cluster.data_root
     return local_spawner(cluster, clock), run_dir.path / "data"
 
 
