@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 NEMESIS_THREAD = "nemesis"
 
@@ -30,14 +30,14 @@ PENDING: Any = _Pending()
 OpDict = dict[str, Any]
 
 
-@dataclass(frozen=True)
-class Context:
-    """What a generator may look at: the time, which workers are free, the run's random source."""
+class Context(NamedTuple):
+    """What a generator may look at: the time, which workers are free, the run's random source.
+    (A named tuple: the interpreter makes one per event.)"""
 
     time: int
     free: frozenset[Any]
     workers: tuple[Any, ...]
-    rng: random.Random = field(compare=False)
+    rng: random.Random
 
     @property
     def free_clients(self) -> list[Any]:

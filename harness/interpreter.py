@@ -101,11 +101,14 @@ class _Worker(threading.Thread):
             self._done.put((self.thread_id, completion))
 
 
-def _completion_of(invocation: Op, returned: Op) -> Op:
-    """The worker's answer, checked: same process and f as the invocation, a completion type."""
+def _completion_of(invocation: Op, returned: Op, index: int, time_ns: int) -> Op:
+    """The worker's answer as the history's next op: the invocation's process, f, key and node, the
+    answer's type, value and error (a type that is no completion makes it info)."""
     if returned.type not in ("ok", "fail", "info"):
-        return invocation.with_(type="info", error=f"client returned type {returned.type!r}")
-    return invocation.with_(type=returned.type, value=returned.value, error=returned.error)
+        return Op(index, "info", invocation.process, invocation.f, invocation.value, invocation.key, time_ns,
+                  invocation.node, f"client returned type {returned.type!r}")
+    return Op(index, returned.type, invocation.process, invocation.f, returned.value, invocation.key, time_ns,
+              invocation.node, returned.error)
 
 
 def run(test: Any, gen: Generator, *, clients: Mapping[int, Client], nemesis: Any | None, recorder: Recorder,
@@ -134,9 +137,9 @@ def run(test: Any, gen: Generator, *, clients: Mapping[int, Client], nemesis: An
     def now() -> int:
         return time.monotonic_ns() - t0
 
-    def record(op: Op) -> Op:
+    def record_completion(invocation: Op, returned: Op) -> Op:
         nonlocal index
-        op = op.with_(index=index, time=now())
+        op = _completion_of(invocation, returned, index, now())
         index += 1
         recorder.append(op)
         return op
@@ -151,7 +154,7 @@ def run(test: Any, gen: Generator, *, clients: Mapping[int, Client], nemesis: An
         nonlocal gen
         invocation = in_flight.pop(thread)
         free.add(thread)
-        op = record(_completion_of(invocation, returned))
+        op = record_completion(invocation, returned)
         stats.in_flight = len(in_flight)
         if thread != NEMESIS_THREAD:
             setattr(stats, op.type, getattr(stats, op.type) + 1)
@@ -208,9 +211,10 @@ def run(test: Any, gen: Generator, *, clients: Mapping[int, Client], nemesis: An
             thread = value["thread"]
             if thread in in_flight:
                 raise RuntimeError(f"generator scheduled an op on busy worker {thread!r}")
-            op = record(Op(index=-1, type="invoke", process=process_of[thread], f=value["f"],
-                           value=value.get("value"), key=value.get("key"),
-                           node=nodes_of.get(thread) if thread != NEMESIS_THREAD else None))
+            op = Op(index, "invoke", process_of[thread], value["f"], value.get("value"), value.get("key"), now(),
+                    nodes_of.get(thread) if thread != NEMESIS_THREAD else None)
+            index += 1
+            recorder.append(op)
             in_flight[thread] = op
             free.discard(thread)
             stats.in_flight = len(in_flight)
