@@ -155,8 +155,9 @@ def _add_run(sub: Any) -> None:
     from harness.workloads import WORKLOADS
 
     p = sub.add_parser("run", help="run a test: a real cluster under faults, then check its history",
-                       description="Run a test of a target on local nodes (network namespaces; needs root) or on "
-                                   "SSH hosts (--remote ssh) under faults, record the history, check it.")
+                       description="Run a test of a target on local nodes (network namespaces; needs root), on "
+                                   "Docker nodes (--remote docker) or on SSH hosts (--remote ssh) under faults, "
+                                   "record the history, check it.")
     from targets.registry import target_names
 
     p.add_argument("--target", default="raft", choices=target_names())
