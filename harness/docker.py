@@ -58,6 +58,13 @@ NODE_PYTHON = "/usr/bin/python3"
 _SIGNAL_GROUP = 'kill -s "$1" -- "-$2"'
 
 
+def require_node_image(image: str = NODE_RECIPE.tag) -> None:
+    """ConfigError in one line unless the Docker daemon answers and has ``image``."""
+    require_docker()
+    if not image_exists(image):
+        raise ConfigError(f"the node image {image} is not built; run `splitbrain images build`")
+
+
 def network_name(run_id: str) -> str:
     return f"sb-{run_id}"
 
@@ -217,9 +224,7 @@ class DockerCluster:
         return self.remotes[node]
 
     def up(self) -> DockerCluster:
-        require_docker()
-        if not image_exists(self.image):
-            raise ConfigError(f"the node image {self.image} is not built; run `splitbrain images build`")
+        require_node_image(self.image)
         if run_resources(self.run_id) != ([], []):
             raise ConfigError(f"run {self.run_id} already has Docker containers or a network; if that run is "
                               f"dead, `splitbrain cleanup` of its run directory removes them")
@@ -241,6 +246,8 @@ class DockerCluster:
         mounts = [f"type=bind,source={self.project_root},target={self.project_root},readonly"]
         node_dirs = [self.log_dir / node] + ([self.data_root / node] if self.data_root is not None else [])
         for directory in node_dirs:
+            if "," in str(directory):  # --mount's fields are comma-separated
+                raise ConfigError(f"Docker nodes: a directory with ',' in its path cannot be mounted: {directory}")
             directory.mkdir(parents=True, exist_ok=True)
             mounts.append(f"type=bind,source={directory},target={directory}")
         return mounts

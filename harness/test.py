@@ -273,6 +273,9 @@ def run(test: Test, *, console: bool = True, out: Any = None) -> RunOutcome:
     if test.remote == "local":
         from harness.cluster import require_root
         require_root()
+    elif test.remote == "docker":  # refused before the run directory exists, as for local nodes
+        from harness.docker import require_node_image
+        require_node_image()
     rng = random.Random(test.seed)
     nemesis_rng = random.Random(test.seed * 7919 + 1)
     run_dir = new_run_dir(test.store, test.name)
