@@ -29,7 +29,9 @@ SOURCES_FILE = Path("/etc/apt/sources.list.d/debian.sources")
 FALLBACK_MIRROR = "http://deb.debian.org/debian"
 # What a node needs for the internal Raft store and the nemeses: python3 runs the store (the project is
 # bind-mounted), iproute2/iptables for partitions and packet faults, procps/psmisc for kill and pidof.
-NODE_PACKAGES = ("python3", "iproute2", "iptables", "procps", "psmisc")
+# Then the third-party targets' programs: etcd, ZooKeeper with a headless JRE, nginx and HAProxy.
+NODE_PACKAGES = ("python3", "iproute2", "iptables", "procps", "psmisc",
+                 "etcd-server", "zookeeper", "default-jre-headless", "nginx", "haproxy")
 # Bump when the build steps below change in a way that changes the image.
 BUILD_STEPS_VERSION = 1
 BUILD_TIMEOUT_S = 1800

@@ -1,0 +1,140 @@
+"""The third-party targets off local nodes: etcd, ZooKeeper and a load balancer (nginx) in front of the
+internal store, each on Docker nodes (programs from the node image), and etcd on SSH hosts (sshd inside
+local nodes, test_ssh.py's fixture). Each run is short (6 s, partitions and kills); a safe configuration
+must come out valid, and etcd's serializable reads must still be caught on Docker nodes.
+
+Every run tears itself down (harness.test.run removes its containers and network even when it fails);
+each test checks that no container or network of its runs is left.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from harness.docker import run_resources
+from harness.images import build_image
+from harness.store import RunDir
+from harness.test import RunOutcome
+from tests.integration import test_ssh as ssh_helpers
+from tests.integration.test_etcd import PARTITIONS
+from tests.integration.test_ssh import SSHNodes, _assert_nothing_left_on_the_hosts, _run_over_ssh
+
+pytestmark = [pytest.mark.integration]
+
+
+def docker_answers() -> bool:
+    try:
+        return subprocess.run(["docker", "version"], capture_output=True, timeout=20).returncode == 0
+    except (FileNotFoundError, subprocess.TimeoutExpired):
+        return False
+
+
+needs_docker = pytest.mark.skipif(os.geteuid() != 0 or not docker_answers(),
+                                  reason="needs root and a running Docker daemon (.ci/setup starts one)")
+needs_sshd_and_etcd = pytest.mark.skipif(
+    os.geteuid() != 0 or not Path("/usr/sbin/sshd").exists() or shutil.which("etcd") is None,
+    reason="needs root, openssh-server and etcd-server (.ci/setup installs them)")
+
+
+ssh_nodes = ssh_helpers.ssh_nodes  # the fixture of test_ssh.py (sshd in three local nodes), by its name
+
+
+@pytest.fixture(scope="module")
+def node_image() -> str:
+    tag, _ = build_image()  # a no-op when .ci/setup built it already
+    return tag
+
+
+def docker_run(store: Path, target: str, workload: str, seed: int, *, nodes: int = 3,
+               schedule: list[dict] | None = None, target_opts: dict | None = None) -> RunOutcome:
+    from harness.test import Test, run  # here, so pytest does not mistake the Test dataclass for tests
+
+    test = Test(target=target, workload=workload, remote="docker", nemesis=("partition", "kill"), nodes=nodes,
+                time_limit=6, nemesis_interval=1.5, seed=seed, store=str(store), schedule=schedule, rate=100,
+                concurrency=10, recovery_s=1.5, target_opts=target_opts or {})
+    outcome = run(test, console=False, out=io.StringIO())
+    run_id = RunDir(outcome.run_dir.path).run_id
+    assert run_resources(run_id) == ([], []), f"run {run_id} left containers or a network"
+    return outcome
+
+
+def faults_of(outcome: RunOutcome) -> set[str]:
+    history = outcome.run_dir.path / "history.jsonl"
+    ops = [json.loads(line) for line in history.read_text().splitlines()]
+    return {op["f"] for op in ops if op["process"] == "nemesis" and op["type"] != "invoke" and not op.get("error")}
+
+
+def assert_valid_and_busy(outcome: RunOutcome, min_ok: int) -> None:
+    assert outcome.valid is True, outcome.results.get("explanation")
+    ok = sum(stats["ok_count"] for stats in outcome.results["stats"]["by_f"].values())
+    assert ok >= min_ok, outcome.results["stats"]  # the run really reached the system
+    assert {"start-partition", "kill"} & faults_of(outcome), "no fault reached the nodes"
+
+
+# -- Docker nodes -------------------------------------------------------------------------------------------
+
+@needs_docker
+@pytest.mark.docker
+@pytest.mark.timeout(120)
+def test_etcd_register_on_docker_nodes_is_valid(tmp_path: Path, node_image: str) -> None:
+    outcome = docker_run(tmp_path, "etcd", "register", 1)
+    assert_valid_and_busy(outcome, 50)
+    assert (outcome.run_dir.path / "nodes" / "node1" / "etcd.log").stat().st_size > 0
+
+
+@needs_docker
+@pytest.mark.docker
+@pytest.mark.timeout(240)
+def test_etcd_serializable_reads_are_caught_on_docker_nodes(tmp_path: Path, node_image: str) -> None:
+    """test_etcd.py's designed schedule (one member cut off, twice) on Docker nodes: the isolated member
+    answers serializable reads from its stale state. Up to 4 seeds, as on local nodes."""
+    verdicts = []
+    for seed in range(1, 5):
+        outcome = docker_run(tmp_path / str(seed), "etcd", "register", seed, schedule=PARTITIONS,
+                             target_opts={"read": "serializable"})
+        verdicts.append(outcome.valid)
+        if outcome.valid is False:
+            assert outcome.results["linearizable"]["valid"] is False
+            return
+    pytest.fail(f"--read serializable was not caught on Docker nodes on seeds 1-4: {verdicts}")
+
+
+@needs_docker
+@pytest.mark.docker
+@pytest.mark.timeout(120)
+def test_zookeeper_register_on_docker_nodes_is_valid(tmp_path: Path, node_image: str) -> None:
+    outcome = docker_run(tmp_path, "zookeeper", "register", 1, target_opts={"read": "sync"})
+    assert_valid_and_busy(outcome, 50)
+    assert (outcome.run_dir.path / "nodes" / "node1" / "server.log").stat().st_size > 0
+
+
+@needs_docker
+@pytest.mark.docker
+@pytest.mark.timeout(120)
+def test_nginx_set_on_docker_nodes_is_valid(tmp_path: Path, node_image: str) -> None:
+    outcome = docker_run(tmp_path, "lb", "set", 1, nodes=4, target_opts={"lb": "nginx", "retry": "safe"})
+    assert_valid_and_busy(outcome, 20)
+    assert (outcome.run_dir.path / "nodes" / "node1" / "nginx.log").exists()
+
+
+# -- SSH hosts ----------------------------------------------------------------------------------------------
+
+@needs_sshd_and_etcd
+@pytest.mark.timeout(150)
+def test_etcd_register_over_ssh_is_valid(ssh_nodes: SSHNodes, tmp_path: Path) -> None:
+    done, run_dir = _run_over_ssh(ssh_nodes, tmp_path / "runs", "--target", "etcd", "--workload", "register",
+                                  "--nemesis", "partition,kill", "--seed", "1")
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["valid"] is True
+    assert sum(stats["ok_count"] for stats in results["stats"]["by_f"].values()) >= 50
+    for node in ssh_nodes.cluster.nodes:  # each member's log, downloaded from its host
+        assert (run_dir / "nodes" / node / "etcd.log").stat().st_size > 0
+    _assert_nothing_left_on_the_hosts(ssh_nodes, run_dir)
