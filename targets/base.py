@@ -6,6 +6,8 @@ Pausable, and the nemesis says so in plain words instead of failing mid-run.
 
 from __future__ import annotations
 
+import signal
+import threading
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -46,3 +48,60 @@ class WaitsReady(Protocol):
     """A target that can tell when the whole cluster serves requests (before the clients start)."""
 
     def wait_ready(self, test: Any, timeout_s: float) -> None: ...
+
+
+class OneProcessPerNode:
+    """Killable and Pausable for a target that runs one process per node through its spawn callback.
+
+    The target calls ``_init_processes()`` in its constructor, sets ``self.spawn`` and implements
+    ``launch(node) -> (argv, env, log_name or None)``; teardown calls ``stop_process``.
+    """
+
+    spawn: Any
+
+    def _init_processes(self) -> None:
+        self.handles: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def launch(self, node: str) -> tuple[list[str], dict[str, str], str | None]:
+        raise NotImplementedError
+
+    def _handle(self, node: str) -> Any:
+        with self._lock:
+            return self.handles.get(node)
+
+    def start(self, test: Any, node: str) -> None:
+        with self._lock:
+            running = self.handles.get(node)
+            if running is not None and running.alive():
+                return
+            argv, env, log = self.launch(node)
+            self.handles[node] = self.spawn(node, argv, env, log) if log else self.spawn(node, argv, env)
+
+    def kill(self, test: Any, node: str) -> None:
+        handle = self._handle(node)
+        if handle is not None:
+            handle.kill(signal.SIGKILL)
+            handle.wait(10)
+
+    def pause(self, test: Any, node: str) -> None:
+        handle = self._handle(node)
+        if handle is not None:
+            handle.pause()
+
+    def resume(self, test: Any, node: str) -> None:
+        handle = self._handle(node)
+        if handle is not None:
+            handle.resume()
+
+    def stop_process(self, node: str) -> None:
+        """For teardown: thaw (a frozen process dies only once thawed), kill, wait; forget the node."""
+        with self._lock:
+            handle = self.handles.pop(node, None)
+        if handle is not None:
+            try:
+                handle.resume()
+            except Exception:  # noqa: BLE001 - it may be dead already; the kill below is what matters
+                pass
+            handle.kill(signal.SIGKILL)
+            handle.wait(5)

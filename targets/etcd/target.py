@@ -9,8 +9,6 @@ directory is ``data_root/<node>``, kept across a kill so a restarted member rejo
 from __future__ import annotations
 
 import logging
-import signal
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -19,6 +17,7 @@ from typing import Any
 import httpx
 
 from harness.errors import RemoteError
+from targets.base import OneProcessPerNode
 
 log = logging.getLogger("splitbrain.targets.etcd")
 
@@ -35,7 +34,7 @@ NO_PROXY_ENV = {name: "" for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY",
                                       "all_proxy", "GRPC_PROXY", "grpc_proxy")}
 
 
-class EtcdTarget:
+class EtcdTarget(OneProcessPerNode):
     """Killable, Pausable, HasPrimaries, WaitsReady. ``spawn(node, argv, env, log)`` starts a process."""
 
     def __init__(self, addresses: Mapping[str, str], data_root: Path, spawn: Spawner, *,
@@ -47,8 +46,7 @@ class EtcdTarget:
         self.spawn = spawn
         self.read = read
         self.cluster_token = cluster_token
-        self.handles: dict[str, Any] = {}
-        self._lock = threading.Lock()
+        self._init_processes()
 
     @property
     def nodes(self) -> list[str]:
@@ -77,15 +75,7 @@ class EtcdTarget:
         self.start(test, node)
 
     def teardown(self, test: Any, node: str) -> None:
-        with self._lock:
-            handle = self.handles.pop(node, None)
-        if handle is not None:
-            try:
-                handle.resume()
-            except Exception:  # noqa: BLE001 - it may be dead already; the kill below is what matters
-                pass
-            handle.kill(signal.SIGKILL)
-            handle.wait(5)
+        self.stop_process(node)
 
     def wait_ready(self, test: Any, timeout_s: float = 30.0) -> None:
         """Until every member names the same leader, a write commits, and every member serves a
@@ -126,31 +116,9 @@ class EtcdTarget:
         return body
 
     # -- Killable / Pausable ---------------------------------------------------------------------------
-    def start(self, test: Any, node: str) -> None:
-        with self._lock:
-            running = self.handles.get(node)
-            if running is not None and running.alive():
-                return
-            self.handles[node] = self.spawn(node, self.command(node), NO_PROXY_ENV, "etcd.log")
-
-    def kill(self, test: Any, node: str) -> None:
-        with self._lock:
-            handle = self.handles.get(node)
-        if handle is not None:
-            handle.kill(signal.SIGKILL)
-            handle.wait(10)
-
-    def pause(self, test: Any, node: str) -> None:
-        with self._lock:
-            handle = self.handles.get(node)
-        if handle is not None:
-            handle.pause()
-
-    def resume(self, test: Any, node: str) -> None:
-        with self._lock:
-            handle = self.handles.get(node)
-        if handle is not None:
-            handle.resume()
+    def launch(self, node: str) -> tuple[list[str], dict[str, str], str | None]:
+        """The node's process: argv, environment, log file name (OneProcessPerNode starts, kills, pauses)."""
+        return self.command(node), NO_PROXY_ENV, "etcd.log"
 
     # -- HasPrimaries / HasLogs ------------------------------------------------------------------------
     def primaries(self, test: Any) -> list[str]:

@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError, RemoteError
+from targets.base import OneProcessPerNode
 from targets.raft.client import RaftClient
 from targets.raft.core import BUGS
 
@@ -29,7 +28,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 Spawner = Callable[[str, Sequence[str], Mapping[str, str]], Any]
 
 
-class RaftTarget:
+class RaftTarget(OneProcessPerNode):
     """Killable, Pausable, HasPrimaries, HasLogs. ``spawn(node, argv, env)`` starts a process on a node."""
 
     def __init__(self, addresses: Mapping[str, str], data_root: Path, spawn: Spawner, *,
@@ -46,8 +45,7 @@ class RaftTarget:
         self.tick_ms = tick_ms
         self.election_ticks = election_ticks
         self.request_timeout_s = request_timeout_s
-        self.handles: dict[str, Any] = {}
-        self._lock = threading.Lock()
+        self._init_processes()
 
     @property
     def nodes(self) -> list[str]:
@@ -79,15 +77,7 @@ class RaftTarget:
         self.start(test, node)
 
     def teardown(self, test: Any, node: str) -> None:
-        with self._lock:
-            handle = self.handles.pop(node, None)
-        if handle is not None:
-            try:
-                handle.resume()
-            except Exception:  # noqa: BLE001 - it may be dead already; the kill below is what matters
-                pass
-            handle.kill(signal.SIGKILL)
-            handle.wait(5)
+        self.stop_process(node)
 
     def wait_ready(self, test: Any, timeout_s: float = 30.0) -> None:
         """Until one leader is known to every node and its log has an entry of its term committed."""
@@ -111,31 +101,9 @@ class RaftTarget:
             return c.status()
 
     # -- Killable / Pausable ---------------------------------------------------------------------------
-    def start(self, test: Any, node: str) -> None:
-        with self._lock:
-            running = self.handles.get(node)
-            if running is not None and running.alive():
-                return
-            self.handles[node] = self.spawn(node, self.command(node), self._env())
-
-    def kill(self, test: Any, node: str) -> None:
-        with self._lock:
-            handle = self.handles.get(node)
-        if handle is not None:
-            handle.kill(signal.SIGKILL)
-            handle.wait(10)
-
-    def pause(self, test: Any, node: str) -> None:
-        with self._lock:
-            handle = self.handles.get(node)
-        if handle is not None:
-            handle.pause()
-
-    def resume(self, test: Any, node: str) -> None:
-        with self._lock:
-            handle = self.handles.get(node)
-        if handle is not None:
-            handle.resume()
+    def launch(self, node: str) -> tuple[list[str], dict[str, str], str | None]:
+        """The node's process: argv, environment, log file name (OneProcessPerNode starts, kills, pauses)."""
+        return self.command(node), self._env(), None
 
     # -- HasPrimaries / HasLogs ------------------------------------------------------------------------
     def primaries(self, test: Any) -> list[str]:

@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError, RemoteError
+from targets.base import OneProcessPerNode
 
 CLIENT_PORT, QUORUM_PORT, ELECTION_PORT = 2181, 2888, 3888
 JARS = ("/usr/share/java/zookeeper.jar", "/usr/share/java/slf4j-log4j12.jar", "/usr/share/java/log4j-1.2.jar")
@@ -84,7 +83,7 @@ def server_mode(srvr_answer: str | None) -> str | None:
     return None
 
 
-class ZooKeeperTarget:
+class ZooKeeperTarget(OneProcessPerNode):
     """Killable, Pausable, HasPrimaries, WaitsReady. ``spawn(node, argv, env)`` starts the node's JVM."""
 
     def __init__(self, addresses: Mapping[str, str], data_root: Path, spawn: Spawner, *, tick_ms: int = 200,
@@ -97,8 +96,7 @@ class ZooKeeperTarget:
         self.tick_ms = tick_ms
         self.read = read
         self.heap = heap
-        self.handles: dict[str, Any] = {}
-        self._lock = threading.Lock()
+        self._init_processes()
 
     @property
     def nodes(self) -> list[str]:
@@ -133,15 +131,7 @@ class ZooKeeperTarget:
         self.start(test, node)
 
     def teardown(self, test: Any, node: str) -> None:
-        with self._lock:
-            handle = self.handles.pop(node, None)
-        if handle is not None:
-            try:
-                handle.resume()
-            except Exception:  # noqa: BLE001 - it may be dead already; the kill below is what matters
-                pass
-            handle.kill(signal.SIGKILL)
-            handle.wait(5)
+        self.stop_process(node)
 
     def modes(self) -> dict[str, str | None]:
         return {n: server_mode(four_letter_word(self.addresses[n], "srvr")) for n in self.nodes}
@@ -166,31 +156,9 @@ class ZooKeeperTarget:
         raise RemoteError("zookeeper", ["wait_ready"], f"the ensemble did not form in {timeout_s:.0f} s: {last}")
 
     # -- Killable / Pausable ---------------------------------------------------------------------------
-    def start(self, test: Any, node: str) -> None:
-        with self._lock:
-            running = self.handles.get(node)
-            if running is not None and running.alive():
-                return
-            self.handles[node] = self.spawn(node, self.command(node), {})
-
-    def kill(self, test: Any, node: str) -> None:
-        with self._lock:
-            handle = self.handles.get(node)
-        if handle is not None:
-            handle.kill(signal.SIGKILL)
-            handle.wait(10)
-
-    def pause(self, test: Any, node: str) -> None:
-        with self._lock:
-            handle = self.handles.get(node)
-        if handle is not None:
-            handle.pause()
-
-    def resume(self, test: Any, node: str) -> None:
-        with self._lock:
-            handle = self.handles.get(node)
-        if handle is not None:
-            handle.resume()
+    def launch(self, node: str) -> tuple[list[str], dict[str, str], str | None]:
+        """The node's process: argv, environment, log file name (OneProcessPerNode starts, kills, pauses)."""
+        return self.command(node), {}, None
 
     # -- HasPrimaries / HasLogs ------------------------------------------------------------------------
     def primaries(self, test: Any) -> Sequence[str]:
