@@ -118,10 +118,10 @@ def test_early_ack_is_caught_when_the_leader_is_cut_off(tmp_path: Path) -> None:
     pytest.fail(f"--bug early-ack was not caught: {verdicts}")
 
 
-@pytest.mark.timeout(400)
+@pytest.mark.timeout(600)
 def test_lease_read_is_caught_only_with_clock_faults(tmp_path: Path) -> None:
     verdicts = []
-    for seed in range(1, 5):
+    for seed in range(1, 9):  # caught on the first seeds when measured; under a loaded CI machine later ones
         outcome = run_schedule(tmp_path, lease_schedule(True), seed, ("lease-read",), ("partition", "clock"))
         verdicts.append(outcome.valid)
         assert_nothing_left(outcome.run_dir.path)
