@@ -180,6 +180,9 @@ def _add_run(sub: Any) -> None:
                    help="with --remote ssh: the known host keys (default ~/.ssh/known_hosts)")
     p.add_argument("--ssh-accept-new", action="store_true",
                    help="with --remote ssh: accept hosts whose key is not known (only for hosts the test created)")
+    p.add_argument("--ssh-dir", default="/tmp", metavar="DIR",
+                   help="with --remote ssh: the directory on the hosts under which a run keeps its files "
+                        "(DIR/splitbrain-RUN_ID, removed at the end; default /tmp)")
     p.add_argument("--time-limit", type=float, default=20.0, metavar="S", help="seconds of operations under faults")
     p.add_argument("--nemesis-interval", type=float, default=3.0, metavar="S",
                    help="seconds between a fault and its healing, and between faults")
@@ -217,7 +220,8 @@ def _run_run(args: argparse.Namespace) -> int:
                 time_limit=args.time_limit, nemesis_interval=args.nemesis_interval, concurrency=args.concurrency,
                 rate=args.rate, seed=seed, bugs=tuple(args.bug), store=args.store, recovery_s=args.recovery,
                 name=args.name, target_opts=target_opts, ssh_hosts=ssh_hosts, ssh_user=args.ssh_user,
-                ssh_key=args.ssh_key, ssh_known_hosts=args.ssh_known_hosts, ssh_accept_new=args.ssh_accept_new)
+                ssh_key=args.ssh_key, ssh_known_hosts=args.ssh_known_hosts, ssh_accept_new=args.ssh_accept_new,
+                ssh_dir=args.ssh_dir)
     return _run_test(test)
 
 

@@ -24,7 +24,6 @@ import secrets
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -337,8 +336,6 @@ def container_state(name: str) -> dict[str, Any] | None:
 # its offset with an 8-byte write to /proc/PID/mem, as for local nodes (no SYS_TIME, no ptrace from the
 # host: the host's root may write any process's memory).
 
-SKEW_WAIT_S = 10.0
-
 
 class ContainerSkewed:
     """A skewed process in a container, as the clock nemesis sees it (``clock.Skewable``)."""
@@ -378,27 +375,17 @@ def host_pid(container_init_pid: int, pid_in_container: int, proc: Path = Path("
 
 def spawn_skewable(cluster: DockerCluster, node: str, argv: list[str], env: Mapping[str, str], log: str,
                    clock: Any) -> Any:
+    """Started by the launcher in the container; the offset is then written from this machine, which
+    shares the kernel (and so /proc) with every container."""
+    from harness.nodes import launch_skewed
+
     remote = cluster.remote(node)
-    slot_file = f"{WORK_DIR}/.spawn/skew-{secrets.token_hex(4)}"
-    launcher = [NODE_PYTHON, "-m", "harness.docker_skew", slot_file, str(clock.offset_ns(node)), "--", *argv]
-    path = env.get("PYTHONPATH", "")
-    launch_env = {**env, "PYTHONPATH": f"{cluster.project_root}:{path}" if path else str(cluster.project_root)}
-    process = remote.spawn(launcher, env=launch_env, log=log)
-    deadline = time.monotonic() + SKEW_WAIT_S
-    while True:
-        answer = remote.exec(["cat", slot_file], timeout=remote.timeout)
-        if answer.ok and len(answer.stdout.split()) == 2:
-            break
-        if time.monotonic() > deadline or not process.alive():
-            process.kill()
-            raise ConfigError(f"clock nemesis: cannot skew {argv[0]} on {node}: the launcher did not report "
-                              f"a patched process (see {remote.log_dir / log})")
-        time.sleep(0.05)
-    pid_text, slot_text = answer.stdout.split()
+    process, pid_in_node, slot = launch_skewed(remote, NODE_PYTHON, cluster.project_root, argv, env, log,
+                                               clock.offset_ns(node))
     state = container_state(remote.container) or {}
-    found = host_pid(int(state.get("Pid", 0)), int(pid_text))
+    found = host_pid(int(state.get("Pid", 0)), pid_in_node)
     if found is None:
         process.kill()
         raise ConfigError(f"clock nemesis: cannot skew {argv[0]} on {node}: its process is gone")
-    clock.register(node, ContainerSkewed(found, int(slot_text)))
+    clock.register(node, ContainerSkewed(found, slot))
     return process

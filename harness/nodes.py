@@ -1,21 +1,27 @@
-"""Starting target processes on a run's nodes: local nodes (skewable when the run has a clock nemesis) or
-SSH hosts.
+"""Starting target processes on a run's nodes: local nodes or SSH hosts (Docker nodes: harness/docker.py),
+skewable when the run has a clock nemesis.
 
 A skewable process is started with the vDSO patch (nemesis/clockpatch.py) at the exec of the real
-program, inside the node's network namespace and cgroup, and registered with the clock nemesis so its
-node's offset reaches it; kill and pause act on its cgroup like any other process of the node.
+program and registered with the clock nemesis so its node's offset reaches it. On local nodes this
+machine patches it inside the node's network namespace and cgroup; on SSH hosts (and Docker nodes) a
+launcher on the node does (harness/skew_launcher.py, run by the node's Python from this project at the
+same path) and reports where the patch is; the offset is then written over SSH on each change.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
+import secrets
 import subprocess
+import sys
+import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from harness.cluster import LocalCluster
-from harness.errors import ConfigError
+from harness.errors import ConfigError, RemoteError
 from harness.remote import Cgroup, LocalProcess
 
 _names = itertools.count(1)
@@ -34,15 +40,75 @@ def local_spawner(cluster: LocalCluster, clock: Any | None, default_log: str = "
     return spawn
 
 
-def ssh_spawner(cluster: Any, default_log: str = "server.log"):
+def ssh_spawner(cluster: Any, clock: Any | None = None, default_log: str = "server.log"):
     """``spawn(node, argv, env, log=None) -> process handle`` for a target's processes on the hosts of an
     SSHCluster: each detached on its host, its output in ``log`` in the node's work directory there,
-    downloaded into runs/.../nodes/<node>/ when the cluster goes down."""
+    downloaded into runs/.../nodes/<node>/ when the cluster goes down. With a clock nemesis, each is
+    started skewable (``launch_skewed``) and registered with it."""
 
     def spawn(node: str, argv: Sequence[str], env: Mapping[str, str], log: str | None = None) -> Any:
-        return cluster.remote(node).spawn(list(argv), env=env, log=log or default_log)
+        remote = cluster.remote(node)
+        if clock is None:
+            return remote.spawn(list(argv), env=env, log=log or default_log)
+        process, pid, slot = launch_skewed(remote, sys.executable, PROJECT_ROOT, list(argv), env,
+                                           log or default_log, clock.offset_ns(node))
+        clock.register(node, RemoteSkewed(remote, sys.executable, PROJECT_ROOT, pid, slot))
+        return process
 
     return spawn
+
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SKEW_WAIT_S = 10.0
+
+
+def launch_skewed(remote: Any, python: str, project_root: Path, argv: list[str], env: Mapping[str, str],
+                  log: str, offset_ns: int) -> tuple[Any, int, int]:
+    """Start ``argv`` on a node through harness/skew_launcher.py (run by ``python`` there, the project at
+    ``project_root``), with its clock ``offset_ns`` off. Returns the launcher's process handle (killing
+    or pausing it reaches the program: same group) and the program's pid on the node and patch address.
+    ConfigError when the node cannot patch it (the launcher's log says why)."""
+    slot_file = f"{remote.work_dir}/.spawn/skew-{secrets.token_hex(4)}"
+    launcher = [python, "-m", "harness.skew_launcher", "spawn", slot_file, str(offset_ns), "--", *argv]
+    path = env.get("PYTHONPATH", "")
+    launch_env = {**env, "PYTHONPATH": f"{project_root}{os.pathsep}{path}" if path else str(project_root)}
+    process = remote.spawn(launcher, env=launch_env, log=log)
+    deadline = time.monotonic() + SKEW_WAIT_S
+    while True:
+        answer = remote.exec(["cat", slot_file], timeout=remote.timeout)
+        if answer.ok and len(answer.stdout.split()) == 2:
+            pid_text, slot_text = answer.stdout.split()
+            return process, int(pid_text), int(slot_text)
+        if time.monotonic() > deadline or not process.alive():
+            process.kill()
+            raise ConfigError(f"clock nemesis: cannot skew {argv[0]} on {remote.node}: the launcher did not "
+                              f"report a patched process (see the node's {log})")
+        time.sleep(0.05)
+
+
+class RemoteSkewed:
+    """A skewed process on an SSH host, as the clock nemesis sees it (``clock.Skewable``): each offset is
+    written by the launcher's ``set`` on the host (through /proc/PID/mem there)."""
+
+    mechanism = "vdso"
+
+    def __init__(self, remote: Any, python: str, project_root: Path, pid: int, slot_address: int) -> None:
+        self.remote = remote
+        self.python = python
+        self.project_root = project_root
+        self.pid = pid
+        self.slot_address = slot_address
+
+    def set_offset(self, offset_ns: int) -> None:
+        from nemesis.clockpatch import ClockPatchError
+
+        cmd = ["env", f"PYTHONPATH={self.project_root}", self.python, "-m", "harness.skew_launcher", "set",
+               str(self.pid), str(self.slot_address), str(offset_ns)]
+        result = self.remote.exec(cmd, timeout=self.remote.timeout)
+        if result.rc == 1:  # the launcher's answer: the process is gone or exec'd since
+            raise ClockPatchError(result.stderr.strip() or f"process {self.pid}: cannot set its offset")
+        if not result.ok:
+            raise RemoteError(self.remote.node, cmd, result.stderr or f"exit code {result.rc}")
 
 
 def spawn_skewable(node: str, remote: Any, argv: list[str], env: Mapping[str, str], log: str, clock: Any) -> Any:

@@ -14,7 +14,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import count
 from pathlib import Path
@@ -87,6 +87,59 @@ def run_checked(
     if not result.ok:
         raise RemoteError(remote.node, cmd, result.stderr or f"exit code {result.rc}")
     return result
+
+
+class NodeFiles(Protocol):
+    """Where a target puts the files its programs read (config files, data directories): on the node, as
+    the node's processes see its file system."""
+
+    def make_dirs(self, node: str, *paths: str | Path, mode: int | None = None) -> None:
+        """``mkdir -p`` each path (and chmod it to ``mode`` when given)."""
+        ...
+
+    def write_text(self, node: str, path: str | Path, text: str) -> None:
+        """Write ``text`` to ``path`` (UTF-8), making its parent directories."""
+        ...
+
+
+class LocalFiles:
+    """NodeFiles for nodes that see this machine's files at the same paths: local nodes (namespaces share
+    the mount namespace) and Docker nodes (each node's data directory is bind-mounted at its own path)."""
+
+    def make_dirs(self, node: str, *paths: str | Path, mode: int | None = None) -> None:
+        for path in paths:
+            Path(path).mkdir(parents=True, exist_ok=True)
+            if mode is not None:
+                Path(path).chmod(mode)
+
+    def write_text(self, node: str, path: str | Path, text: str) -> None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(text, encoding="utf-8")
+
+
+# Reads the file's text on stdin: one round trip per file, and no temp file on this machine.
+_WRITE_STDIN = 'mkdir -p -- "$(dirname -- "$1")" && cat > "$1"'
+
+
+class RemoteFiles:
+    """NodeFiles through each node's Remote (SSH hosts: their files are their own, not this machine's)."""
+
+    def __init__(self, remote_of: Callable[[str], Remote]) -> None:
+        self.remote_of = remote_of
+
+    def make_dirs(self, node: str, *paths: str | Path, mode: int | None = None) -> None:
+        if not paths:
+            return
+        remote = self.remote_of(node)
+        run_checked(remote, ["mkdir", "-p", "--", *map(str, paths)], timeout=getattr(remote, "timeout", None))
+        if mode is not None:
+            run_checked(remote, ["chmod", format(mode, "o"), "--", *map(str, paths)],
+                        timeout=getattr(remote, "timeout", None))
+
+    def write_text(self, node: str, path: str | Path, text: str) -> None:
+        remote = self.remote_of(node)
+        run_checked(remote, ["sh", "-c", _WRITE_STDIN, "sh", str(path)], stdin=text.encode("utf-8"),
+                    timeout=getattr(remote, "timeout", None))
 
 
 def cgroup2_mount(mounts_file: str = "/proc/self/mounts") -> Path | None:

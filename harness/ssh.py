@@ -18,7 +18,6 @@ import re
 import secrets
 import select
 import shlex
-import shutil
 import signal
 import socket
 import stat
@@ -35,8 +34,9 @@ from harness.remote import ExecResult, run_checked
 
 log = logging.getLogger("splitbrain.ssh")
 
-# Where a run keeps its files on a host: logs and pid files per node, the target's data.
-REMOTE_ROOT = "/tmp/splitbrain-{run_id}"
+# Where a run keeps its files on a host (under --ssh-dir): logs and pid files per node, the target's data.
+REMOTE_ROOT = "{base}/splitbrain-{run_id}"
+DEFAULT_BASE_DIR = "/tmp"
 # How long spawn waits for the started process to write its pid file.
 SPAWN_WAIT_S = 5.0
 # wait(None) waits in rounds of this many seconds, so no single command runs for ever.
@@ -526,7 +526,7 @@ class SSHCluster:
         self, run_id: str, hosts: Sequence[SSHHost], *, log_dir: Path, user: str = "root",
         key_file: str | None = None, password: str | None = None, known_hosts: str | None = None,
         accept_unknown_hosts: bool = False, timeout: float = 10,
-        iptables_chains: Sequence[tuple[str, str]] = (),
+        iptables_chains: Sequence[tuple[str, str]] = (), base_dir: str = DEFAULT_BASE_DIR,
     ) -> None:
         self.run_id = run_id
         # (hook, chain) pairs the nemeses may have made on the hosts: removed at down(). On local nodes
@@ -535,7 +535,7 @@ class SSHCluster:
         self.hosts = {h.node: h for h in hosts}
         self.nodes = sorted(self.hosts)
         self.log_dir = Path(log_dir)
-        self.root = REMOTE_ROOT.format(run_id=run_id)
+        self.root = REMOTE_ROOT.format(base=base_dir.rstrip("/") or "", run_id=run_id)
         self.remotes = {
             h.node: SSHRemote(h.node, h.host, h.port, user, key_file, password, known_hosts, timeout,
                               accept_unknown_hosts=accept_unknown_hosts, work_dir=f"{self.root}/{h.node}")
@@ -587,8 +587,6 @@ class SSHCluster:
                     lambda r=remote: run_checked(r, ["rm", "-rf", "--", self.root], timeout=r.timeout))
         for remote in self.remotes.values():
             remote.close()
-        # The target may have made the same directories on this machine too (its data directories).
-        shutil.rmtree(self.root, ignore_errors=True)
 
     def collect_logs(self, node: str) -> None:
         """Every file of the node's work directory on its host (not the pid files) into ``log_dir/<node>/``."""

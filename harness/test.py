@@ -68,6 +68,7 @@ class Test:
     ssh_key: str | None = None
     ssh_known_hosts: str | None = None
     ssh_accept_new: bool = False
+    ssh_dir: str = "/tmp"  # where each run keeps its files on the hosts (splitbrain-RUN_ID below it)
 
     def __post_init__(self) -> None:
         self.nemesis = tuple(self.nemesis)
@@ -101,7 +102,7 @@ class Test:
             raise bad(f"--recovery must not be negative, got {self.recovery_s}")
         if self.remote == "ssh":
             self.validate_ssh()
-        elif self.ssh_hosts or self.ssh_key or self.ssh_known_hosts or self.ssh_accept_new:
+        elif self.ssh_hosts or self.ssh_key or self.ssh_known_hosts or self.ssh_accept_new or self.ssh_dir != "/tmp":
             raise bad("the --ssh-* options go with --remote ssh")
 
     def validate_ssh(self) -> None:
@@ -122,6 +123,8 @@ class Test:
                               "clock out of --nemesis (e.g. --nemesis partition,kill,pause,packet)")
         if not self.ssh_user:
             raise ConfigError("--ssh-user must not be empty")
+        if not self.ssh_dir.startswith("/") or any(c in self.ssh_dir for c in "\n\0"):
+            raise ConfigError(f"--ssh-dir must be an absolute path on the hosts, got {self.ssh_dir!r}")
         for option, path in (("--ssh-key", self.ssh_key), ("--ssh-known-hosts", self.ssh_known_hosts)):
             if path is not None and not (os.path.isfile(path) and os.access(path, os.R_OK)):
                 raise ConfigError(f"{option} {path}: no such readable file")
@@ -321,8 +324,8 @@ def run(test: Test, *, console: bool = True, out: Any = None) -> RunOutcome:
         from targets.registry import target_spec
 
         spec = target_spec(test.target)
-        spawn, data_root = _spawner(test, cluster, clock, run_dir)
-        target = spec.build(test, cluster.addresses, spawn, data_root)
+        spawn, files, data_root = _spawner(test, cluster, clock, run_dir)
+        target = spec.build(test, cluster.addresses, spawn, data_root, files)
         with ThreadPoolExecutor(max_workers=test.nodes) as pool:
             list(pool.map(lambda n: target.setup(test, n), cluster.nodes))
         target.wait_ready(test, timeout_s=30)
@@ -371,28 +374,30 @@ def _cluster(test: Test, run_dir: RunDir) -> Any:
 
         return SSHCluster(run_dir.run_id, parse_ssh_hosts(test.ssh_hosts), log_dir=run_dir.nodes_dir,
                           user=test.ssh_user, key_file=test.ssh_key, known_hosts=test.ssh_known_hosts,
-                          accept_unknown_hosts=test.ssh_accept_new,
+                          accept_unknown_hosts=test.ssh_accept_new, base_dir=test.ssh_dir,
                           iptables_chains=[("INPUT", CHAIN), ("INPUT", CHAIN_IN), ("OUTPUT", CHAIN_OUT)])
     from harness.cluster import LocalCluster
 
     return LocalCluster(run_dir.run_id, test.nodes, log_dir=run_dir.nodes_dir)
 
 
-def _spawner(test: Test, cluster: Any, clock: Any, run_dir: RunDir) -> tuple[Any, Path]:
-    """How the target starts its processes, and where it keeps its data. On SSH hosts the data stays on
-    the hosts, which must have the target's programs (for the Raft store: this project and its Python)
-    at the same paths as this machine."""
+def _spawner(test: Test, cluster: Any, clock: Any, run_dir: RunDir) -> tuple[Any, Any, Path]:
+    """How the target starts its processes, how it puts files on the nodes, and where it keeps its data.
+    On SSH hosts the data and the config files stay on the hosts (written through SSH), which must have
+    the target's programs (for the Raft store and the lb backends: this project and its Python) at the
+    same paths as this machine."""
     from harness.nodes import local_spawner, ssh_spawner
+    from harness.remote import LocalFiles, RemoteFiles
 
     if test.remote == "ssh":
-        return ssh_spawner(cluster), cluster.data_root
+        return ssh_spawner(cluster), RemoteFiles(cluster.remote), cluster.data_root
     if test.remote == "docker":
         from harness.docker import docker_spawner
 
-        # Absolute: the node resolves the path from its own working directory, and the run directory is
-        # mounted in it at the same absolute path.
-        return docker_spawner(cluster, clock), cluster.data_root
-    return local_spawner(cluster, clock), run_dir.path / "data"
+        # Absolute: the node resolves the path from its own working directory, and each node's data
+        # directory is mounted in it at the same absolute path (so this machine's writes reach it).
+        return docker_spawner(cluster, clock), LocalFiles(), cluster.data_root
+    return local_spawner(cluster, clock), LocalFiles(), run_dir.path / "data"
 
 
 def _teardown(test: Test, nemesis_obj: Any, client_objs: dict[int, Any], target: Any, cluster: Any) -> None:

@@ -2,7 +2,9 @@
 
 A TargetSpec is all the run loop knows about a system: ``build`` makes the target object (setup/teardown
 per node, wait_ready, and optionally kill/start, pause/resume, primaries: targets/base.py), ``client``
-opens one client for a worker. Target-specific options arrive in ``test.target_opts`` (from
+opens one client for a worker. A target puts its config files and data directories on the nodes
+through ``files`` (NodeFiles, harness/remote.py), never straight onto this machine's disk: on SSH hosts
+the two differ. Target-specific options arrive in ``test.target_opts`` (from
 ``--read MODE`` and ``--target-opt KEY=VALUE``); ``validate`` rejects the ones a target does not know.
 """
 
@@ -25,7 +27,7 @@ class TargetSpec:
     workloads: tuple[str, ...]
     options: tuple[str, ...]                       # the target_opts keys it understands
     min_nodes: int
-    build: Callable[[Any, Mapping[str, str], Spawner, Path], Any]   # (test, addresses, spawn, data_root)
+    build: Callable[[Any, Mapping[str, str], Spawner, Path, Any], Any]  # (test, addresses, spawn, data_root, files)
     client: Callable[[Any, Any, str], Any]                          # (test, target, node) -> Client
 
     def validate(self, test: Any) -> None:
@@ -41,10 +43,10 @@ class TargetSpec:
 
 
 def _raft() -> TargetSpec:
-    def build(test: Any, addresses: Mapping[str, str], spawn: Spawner, data_root: Path) -> Any:
+    def build(test: Any, addresses: Mapping[str, str], spawn: Spawner, data_root: Path, files: Any) -> Any:
         from targets.raft.target import RaftTarget
 
-        return RaftTarget(addresses, data_root, spawn, bugs=test.bugs, seed=test.seed)
+        return RaftTarget(addresses, data_root, spawn, bugs=test.bugs, seed=test.seed, files=files)
 
     def client(test: Any, target: Any, node: str) -> Any:
         from targets.raft.workloads import LockClient, RegisterClient

@@ -31,10 +31,11 @@ class EtcdSpec(TargetSpec):
                               f"expected one of {', '.join(READ_MODES)}")
 
 
-def _build(test: Any, addresses: Mapping[str, str], spawn: Spawner, data_root: Path) -> Any:
+def _build(test: Any, addresses: Mapping[str, str], spawn: Spawner, data_root: Path, files: Any) -> Any:
     from targets.etcd.target import EtcdTarget
 
-    return EtcdTarget(addresses, data_root, spawn, read=read_mode(test), cluster_token=f"splitbrain-{test.seed}")
+    return EtcdTarget(addresses, data_root, spawn, read=read_mode(test), cluster_token=f"splitbrain-{test.seed}",
+                      files=files)
 
 
 def _client(test: Any, target: Any, node: str) -> Any:

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from harness.errors import RemoteError
+from harness.remote import LocalFiles, NodeFiles
 from targets.base import OneProcessPerNode
 
 log = logging.getLogger("splitbrain.targets.etcd")
@@ -38,12 +39,14 @@ class EtcdTarget(OneProcessPerNode):
     """Killable, Pausable, HasPrimaries, WaitsReady. ``spawn(node, argv, env, log)`` starts a process."""
 
     def __init__(self, addresses: Mapping[str, str], data_root: Path, spawn: Spawner, *,
-                 read: str = "linearizable", cluster_token: str = "splitbrain") -> None:
+                 read: str = "linearizable", cluster_token: str = "splitbrain",
+                 files: NodeFiles | None = None) -> None:
         if read not in READ_MODES:
             raise ValueError(f"etcd --read {read!r}: expected one of {', '.join(READ_MODES)}")
         self.addresses = dict(addresses)
         self.data_root = Path(data_root)
         self.spawn = spawn
+        self.files = files or LocalFiles()
         self.read = read
         self.cluster_token = cluster_token
         self._init_processes()
@@ -70,8 +73,8 @@ class EtcdTarget(OneProcessPerNode):
 
     # -- Target ----------------------------------------------------------------------------------------
     def setup(self, test: Any, node: str) -> None:
-        (self.data_root / node).mkdir(parents=True, exist_ok=True)
-        (self.data_root / node).chmod(0o700)  # etcd warns about (and 3.5 refuses) a readable data dir
+        # etcd warns about (and 3.5 refuses) a data dir others can read
+        self.files.make_dirs(node, self.data_root / node, mode=0o700)
         self.start(test, node)
 
     def teardown(self, test: Any, node: str) -> None:

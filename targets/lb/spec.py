@@ -26,11 +26,12 @@ class LbSpec(TargetSpec):
 
 
 def spec() -> TargetSpec:
-    def build(test: Any, addresses: Mapping[str, str], spawn: Spawner, data_root: Path) -> Any:
+    def build(test: Any, addresses: Mapping[str, str], spawn: Spawner, data_root: Path, files: Any) -> Any:
         from targets.lb.target import LbTarget, lb_options
 
         balancer, retry = lb_options(test.target_opts)
-        return LbTarget(addresses, data_root, spawn, balancer=balancer, retry=retry, seed=test.seed)
+        return LbTarget(addresses, data_root, spawn, balancer=balancer, retry=retry, seed=test.seed,
+                        files=files)
 
     def client(test: Any, target: Any, node: str) -> Any:
         if test.workload == "register":  # the backends pass the Raft store's own kv API through

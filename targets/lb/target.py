@@ -1,4 +1,4 @@
-"""A load balancer (nginx or HAProxy) in front of replicated backends, on a run's local nodes.
+"""A load balancer (nginx or HAProxy) in front of replicated backends, on a run's nodes.
 
 Layout: the first node (node1) runs only the balancer; every other node runs a Raft server of the
 internal store (targets/raft) and a backend (targets/lb/backend.py) that serves HTTP from that store, so
@@ -15,15 +15,15 @@ import http.client
 import json
 import logging
 import os
-import signal
 import sys
-import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError, RemoteError
+from harness.remote import LocalFiles, NodeFiles
+from targets.base import OneProcessPerNode
 from targets.lb.configs import BALANCERS, RETRY_POLICIES, haproxy_config, nginx_config
 from targets.raft.target import PROJECT_ROOT, RaftTarget
 
@@ -31,7 +31,7 @@ log = logging.getLogger("splitbrain.targets.lb")
 
 LB_PORT, BACKEND_PORT = 8080, 9000
 BINARIES = {"nginx": "/usr/sbin/nginx", "haproxy": "/usr/sbin/haproxy"}
-KILL_WAIT_S = 10.0
+NGINX_TEMP_DIRS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
 
 
 def lb_options(target_opts: Mapping[str, Any]) -> tuple[str, str]:
@@ -45,24 +45,26 @@ def lb_options(target_opts: Mapping[str, Any]) -> tuple[str, str]:
     return balancer, retry
 
 
-class LbTarget:
-    """Killable, Pausable, HasPrimaries (the store's leader), WaitsReady."""
+class LbTarget(OneProcessPerNode):
+    """Killable, Pausable, HasPrimaries (the store's leader), WaitsReady. Each node has one process of its
+    own (the balancer, or a backend: OneProcessPerNode) and a backend node also the store's server."""
 
     def __init__(self, addresses: Mapping[str, str], data_root: Path, spawn: Any, *, balancer: str = "nginx",
-                 retry: str = "safe", seed: int = 0) -> None:
+                 retry: str = "safe", seed: int = 0, files: NodeFiles | None = None) -> None:
         nodes = sorted(addresses)
         if len(nodes) < 4:
             raise ConfigError(f"the lb target needs at least 4 nodes (a balancer and 3 backends), got {len(nodes)}")
         self.addresses = dict(addresses)
         self.data_root = Path(data_root)
         self.spawn = spawn
+        self.files = files or LocalFiles()
         self.balancer = balancer
         self.retry = retry
         self.lb_node = nodes[0]
         self.backend_nodes = nodes[1:]
-        self.store = RaftTarget({n: self.addresses[n] for n in self.backend_nodes}, self.data_root, spawn, seed=seed)
-        self.handles: dict[str, Any] = {}  # node -> its balancer or backend process (the store keeps its own)
-        self._lock = threading.Lock()
+        self.store = RaftTarget({n: self.addresses[n] for n in self.backend_nodes}, self.data_root, spawn,
+                                seed=seed, files=self.files)
+        self._init_processes()
 
     @property
     def nodes(self) -> list[str]:
@@ -75,20 +77,30 @@ class LbTarget:
     def backend_address(self, node: str) -> str:
         return f"{self.addresses[node]}:{BACKEND_PORT}"
 
-    # -- commands ----------------------------------------------------------------------------------------
-    def lb_command(self) -> list[str]:
-        work_dir = self.data_root / self.lb_node
+    # -- the balancer's files and the commands -------------------------------------------------------------
+    @property
+    def lb_dir(self) -> Path:
+        return self.data_root / self.lb_node
+
+    def lb_config_path(self) -> Path:
+        return self.lb_dir / ("nginx.conf" if self.balancer == "nginx" else "haproxy.cfg")
+
+    def write_lb_config(self) -> None:
+        """The balancer's config file (and nginx's temp directories), on the balancer's node."""
         listen = f"{self.addresses[self.lb_node]}:{LB_PORT}"
         backends = [self.backend_address(n) for n in self.backend_nodes]
         if self.balancer == "nginx":
-            for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
-                (work_dir / sub).mkdir(parents=True, exist_ok=True)
-            config = work_dir / "nginx.conf"
-            config.write_text(nginx_config(listen, backends, self.retry, work_dir))
-            return [BINARIES["nginx"], "-c", str(config), "-p", str(work_dir), "-e", "stderr"]
-        config = work_dir / "haproxy.cfg"
-        config.write_text(haproxy_config(listen, backends, self.retry))
-        return [BINARIES["haproxy"], "-f", str(config), "-db"]
+            self.files.make_dirs(self.lb_node, *(self.lb_dir / sub for sub in NGINX_TEMP_DIRS))
+            text = nginx_config(listen, backends, self.retry, self.lb_dir)
+        else:
+            text = haproxy_config(listen, backends, self.retry)
+        self.files.write_text(self.lb_node, self.lb_config_path(), text)
+
+    def lb_command(self) -> list[str]:
+        config = str(self.lb_config_path())
+        if self.balancer == "nginx":
+            return [BINARIES["nginx"], "-c", config, "-p", str(self.lb_dir), "-e", "stderr"]
+        return [BINARIES["haproxy"], "-f", config, "-db"]
 
     def backend_command(self, node: str) -> list[str]:
         return [sys.executable, "-m", "targets.lb.backend", "--listen", self.backend_address(node),
@@ -99,29 +111,22 @@ class LbTarget:
         return {"PYTHONPATH": f"{PROJECT_ROOT}{os.pathsep}{path}" if path else str(PROJECT_ROOT),
                 "PYTHONUNBUFFERED": "1"}
 
-    def _spawn_own(self, node: str) -> None:
-        """The node's balancer or backend process, unless it already runs."""
-        with self._lock:
-            running = self.handles.get(node)
-            if running is not None and running.alive():
-                return
-            if node == self.lb_node:
-                self.handles[node] = self.spawn(node, self.lb_command(), {}, log=f"{self.balancer}.log")
-            else:
-                self.handles[node] = self.spawn(node, self.backend_command(node), self._env(), log="backend.log")
+    def launch(self, node: str) -> tuple[list[str], dict[str, str], str | None]:
+        """The node's own process: the balancer on the first node, a backend on the others."""
+        if node == self.lb_node:
+            return self.lb_command(), {}, f"{self.balancer}.log"
+        return self.backend_command(node), self._env(), "backend.log"
 
     # -- Target ------------------------------------------------------------------------------------------
     def setup(self, test: Any, node: str) -> None:
-        (self.data_root / node).mkdir(parents=True, exist_ok=True)
-        if node != self.lb_node:
+        if node == self.lb_node:
+            self.write_lb_config()
+        else:
             self.store.setup(test, node)
-        self._spawn_own(node)
+        OneProcessPerNode.start(self, test, node)
 
     def teardown(self, test: Any, node: str) -> None:
-        with self._lock:
-            handle = self.handles.pop(node, None)
-        if handle is not None:
-            _stop(handle)
+        self.stop_process(node)
         if node != self.lb_node:
             self.store.teardown(test, node)
 
@@ -155,48 +160,29 @@ class LbTarget:
         ok = response.status == 200 and isinstance(decoded, dict) and isinstance(decoded.get("value"), list)
         return ok, f"HTTP {response.status}: {body[:200]!r}"
 
-    # -- Killable / Pausable -----------------------------------------------------------------------------
+    # -- Killable / Pausable: the node's own process, and on a backend node the store's server too --------
     def start(self, test: Any, node: str) -> None:
         if node != self.lb_node:
             self.store.start(test, node)
-        self._spawn_own(node)
+        OneProcessPerNode.start(self, test, node)
 
     def kill(self, test: Any, node: str) -> None:
-        with self._lock:
-            handle = self.handles.get(node)
-        if handle is not None:
-            handle.kill(signal.SIGKILL)
-            if handle.wait(KILL_WAIT_S) is None and handle.alive():
-                raise RemoteError(node, ["kill"], f"still running {KILL_WAIT_S:.0f} s after SIGKILL")
+        OneProcessPerNode.kill(self, test, node)
         if node != self.lb_node:
             self.store.kill(test, node)
 
     def pause(self, test: Any, node: str) -> None:
-        with self._lock:
-            handle = self.handles.get(node)
-        if handle is not None:
-            handle.pause()
+        OneProcessPerNode.pause(self, test, node)
         if node != self.lb_node:
             self.store.pause(test, node)
 
     def resume(self, test: Any, node: str) -> None:
         if node != self.lb_node:
             self.store.resume(test, node)
-        with self._lock:
-            handle = self.handles.get(node)
-        if handle is not None:
-            handle.resume()
+        OneProcessPerNode.resume(self, test, node)
 
     # -- HasPrimaries ------------------------------------------------------------------------------------
     def primaries(self, test: Any) -> list[str]:
         """The store's leader: the backend node whose loss hurts most."""
         return self.store.primaries(test)
 
-
-def _stop(handle: Any) -> None:
-    try:
-        handle.resume()
-    except Exception:  # noqa: BLE001 - it may be dead already; the kill below is what matters
-        pass
-    handle.kill(signal.SIGKILL)
-    handle.wait(5)

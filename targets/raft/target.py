@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError, RemoteError
+from harness.remote import LocalFiles, NodeFiles
 from targets.base import OneProcessPerNode
 from targets.raft.client import RaftClient
 from targets.raft.core import BUGS
@@ -33,13 +34,14 @@ class RaftTarget(OneProcessPerNode):
 
     def __init__(self, addresses: Mapping[str, str], data_root: Path, spawn: Spawner, *,
                  bugs: Sequence[str] = (), seed: int = 0, tick_ms: int = 50, election_ticks: int = 10,
-                 request_timeout_s: float = 2.0) -> None:
+                 request_timeout_s: float = 2.0, files: NodeFiles | None = None) -> None:
         unknown = sorted(set(bugs) - set(BUGS))
         if unknown:
             raise ConfigError(f"unknown --bug {', '.join(unknown)}; expected one of {', '.join(sorted(BUGS))}")
         self.addresses = dict(addresses)
         self.data_root = Path(data_root)
         self.spawn = spawn
+        self.files = files or LocalFiles()
         self.bugs = tuple(bugs)
         self.seed = seed
         self.tick_ms = tick_ms
@@ -73,7 +75,7 @@ class RaftTarget(OneProcessPerNode):
 
     # -- Target ----------------------------------------------------------------------------------------
     def setup(self, test: Any, node: str) -> None:
-        (self.data_root / node).mkdir(parents=True, exist_ok=True)
+        self.files.make_dirs(node, self.data_root / node)
         self.start(test, node)
 
     def teardown(self, test: Any, node: str) -> None:

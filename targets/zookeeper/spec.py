@@ -36,10 +36,11 @@ def tick_ms(test: Any) -> int:
     return tick
 
 
-def build(test: Any, addresses: Mapping[str, str], spawn: Spawner, data_root: Path) -> Any:
+def build(test: Any, addresses: Mapping[str, str], spawn: Spawner, data_root: Path, files: Any) -> Any:
     from targets.zookeeper.target import ZooKeeperTarget
 
-    return ZooKeeperTarget(addresses, data_root, spawn, tick_ms=tick_ms(test), read=read_mode(test))
+    return ZooKeeperTarget(addresses, data_root, spawn, tick_ms=tick_ms(test), read=read_mode(test),
+                           files=files)
 
 
 def client(test: Any, target: Any, node: str) -> Any:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError, RemoteError
+from harness.remote import LocalFiles, NodeFiles
 from targets.base import OneProcessPerNode
 
 CLIENT_PORT, QUORUM_PORT, ELECTION_PORT = 2181, 2888, 3888
@@ -87,12 +88,13 @@ class ZooKeeperTarget(OneProcessPerNode):
     """Killable, Pausable, HasPrimaries, WaitsReady. ``spawn(node, argv, env)`` starts the node's JVM."""
 
     def __init__(self, addresses: Mapping[str, str], data_root: Path, spawn: Spawner, *, tick_ms: int = 200,
-                 read: str = "sync", heap: str = "256m") -> None:
+                 read: str = "sync", heap: str = "256m", files: NodeFiles | None = None) -> None:
         if read not in ("sync", "local"):
             raise ConfigError(f"target zookeeper: unknown read mode {read!r}; expected sync or local")
         self.addresses = dict(addresses)
         self.data_root = Path(data_root)
         self.spawn = spawn
+        self.files = files or LocalFiles()
         self.tick_ms = tick_ms
         self.read = read
         self.heap = heap
@@ -117,13 +119,12 @@ class ZooKeeperTarget(OneProcessPerNode):
                 str(self.conf_dir(node) / "zoo.cfg")]
 
     def write_config(self, node: str) -> None:
+        """myid, zoo.cfg and log4j.properties, on the node (through ``files``)."""
         data_dir = self.data_root / node / "data"
-        data_dir.mkdir(parents=True, exist_ok=True)
-        (data_dir / "myid").write_text(f"{self.nodes.index(node) + 1}\n")
         conf = self.conf_dir(node)
-        conf.mkdir(parents=True, exist_ok=True)
-        (conf / "zoo.cfg").write_text(zoo_cfg(node, self.addresses, data_dir, self.tick_ms))
-        (conf / "log4j.properties").write_text(LOG4J_PROPERTIES)
+        self.files.write_text(node, data_dir / "myid", f"{self.nodes.index(node) + 1}\n")
+        self.files.write_text(node, conf / "zoo.cfg", zoo_cfg(node, self.addresses, data_dir, self.tick_ms))
+        self.files.write_text(node, conf / "log4j.properties", LOG4J_PROPERTIES)
 
     # -- Target ----------------------------------------------------------------------------------------
     def setup(self, test: Any, node: str) -> None:

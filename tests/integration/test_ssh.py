@@ -4,7 +4,9 @@ harness reaches the nodes only through SSH (SSHRemote): commands, files, process
 
 Every sshd listens on its node's address only (port 2222), with its own host key and authorized_keys in
 a temp dir, and runs in a private mount namespace with a tmpfs on /run where it makes the /run/sshd it
-needs, so nothing is created on the host. SSH goes only to addresses inside namespaces this test made.
+needs, so nothing is created on the host. Each host also has a file system of its own where runs keep
+their files (--ssh-dir: a private tmpfs over the same path on every host), as real hosts do: a file the
+harness wrote on this machine instead of on the host is not there for the host's programs. SSH goes only to addresses inside namespaces this test made.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,8 +39,10 @@ pytestmark = [
 SSH_PORT = 2222
 SSHD = "/usr/sbin/sshd"
 SSHD_READY_S = 10.0
-# sshd needs /run/sshd; it gets it on a tmpfs over /run in its own mount namespace, not on the host.
-SSHD_IN_PRIVATE_RUN = 'mount -t tmpfs -o mode=755 tmpfs /run && mkdir -m 755 /run/sshd && exec "$@"'
+# sshd needs /run/sshd; it gets it on a tmpfs over /run in its own mount namespace, not on the host. $1
+# gets a tmpfs of its own too: the host's private directory for runs (--ssh-dir).
+SSHD_IN_PRIVATE_RUN = ('mount -t tmpfs -o mode=755 tmpfs /run && mkdir -m 755 /run/sshd && '
+                       'mount -t tmpfs -o mode=755 tmpfs "$1" && shift && exec "$@"')
 
 
 @dataclass
@@ -46,6 +51,7 @@ class SSHNodes:
     key_file: Path
     known_hosts: Path  # every node's host key, as an ssh client's known_hosts would list it
     sshd: dict[str, subprocess.Popen[bytes]]
+    host_dir: Path  # --ssh-dir: each host has its own private file system at this path
 
     @property
     def hosts_option(self) -> str:
@@ -103,12 +109,14 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
     process.wait(5)
 
 
-@pytest.fixture
-def ssh_nodes(tmp_path: Path) -> Iterator[SSHNodes]:
-    """Three local nodes, each running an sshd on its own address; all of it removed afterwards."""
+@contextmanager
+def sshd_nodes(tmp_path: Path, n_nodes: int) -> Iterator[SSHNodes]:
+    """``n_nodes`` local nodes, each running an sshd on its own address; all of it removed afterwards."""
     run_id = f"ssh{os.getpid() % 100000}{int(time.time()) % 1000}"
-    cluster = LocalCluster(run_id, 3, log_dir=tmp_path / "local-nodes")
+    cluster = LocalCluster(run_id, n_nodes, log_dir=tmp_path / "local-nodes")
     sshd: dict[str, subprocess.Popen[bytes]] = {}
+    host_dir = tmp_path / "hosts-own-dir"
+    host_dir.mkdir()
     try:
         cluster.up()
         key_file = tmp_path / "id_ed25519"
@@ -124,7 +132,7 @@ def ssh_nodes(tmp_path: Path) -> Iterator[SSHNodes]:
             with open(log, "ab") as out:
                 sshd[node] = subprocess.Popen(
                     ["ip", "netns", "exec", cluster.netns[node], "unshare", "--mount", "--propagation", "private",
-                     "sh", "-c", SSHD_IN_PRIVATE_RUN, "sh", SSHD, "-D", "-e", "-f", str(config)],
+                     "sh", "-c", SSHD_IN_PRIVATE_RUN, "sh", str(host_dir), SSHD, "-D", "-e", "-f", str(config)],
                     stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, process_group=0,
                 )
             _wait_listening(address, SSH_PORT, sshd[node], log)
@@ -132,11 +140,18 @@ def ssh_nodes(tmp_path: Path) -> Iterator[SSHNodes]:
             known_hosts_lines.append(f"[{address}]:{SSH_PORT} {host_key[0]} {host_key[1]}\n")
         known_hosts = tmp_path / "known_hosts"
         known_hosts.write_text("".join(known_hosts_lines))
-        yield SSHNodes(cluster, key_file, known_hosts, sshd)
+        yield SSHNodes(cluster, key_file, known_hosts, sshd, host_dir)
     finally:
         for process in sshd.values():
             _stop(process)
         cluster.down()
+
+
+@pytest.fixture
+def ssh_nodes(tmp_path: Path) -> Iterator[SSHNodes]:
+    """Three local nodes, each running an sshd on its own address."""
+    with sshd_nodes(tmp_path, 3) as nodes:
+        yield nodes
 
 
 def _node_pids(cluster: LocalCluster, node: str) -> set[int]:
@@ -352,7 +367,7 @@ def test_ssh_hosts_option_is_parsed_or_refused_in_one_line() -> None:
 def _run_over_ssh(nodes: SSHNodes, store: Path, *args: str,
                   accept_new: bool = True) -> tuple[subprocess.CompletedProcess[str], Path]:
     cmd = [sys.executable, "-m", "harness.cli", "run", "--remote", "ssh", "--ssh-hosts", nodes.hosts_option,
-           "--ssh-key", str(nodes.key_file), "--store", str(store), "--time-limit", "6",
+           "--ssh-key", str(nodes.key_file), "--ssh-dir", str(nodes.host_dir), "--store", str(store), "--time-limit", "6",
            "--nemesis-interval", "1.5", "--rate", "80", "--recovery", "1.5", *args]
     if accept_new:
         cmd.append("--ssh-accept-new")
@@ -367,7 +382,15 @@ def _assert_nothing_left_on_the_hosts(nodes: SSHNodes, run_dir: Path) -> None:
     from harness.store import RunDir
 
     assert _wait_until(lambda: not _processes_besides_sshd(nodes)), _processes_besides_sshd(nodes)
-    assert not Path(f"/tmp/splitbrain-{RunDir(run_dir).run_id}").exists()
+    root = f"{nodes.host_dir}/splitbrain-{RunDir(run_dir).run_id}"
+    for node in nodes.cluster.nodes:  # the run's directory is gone from every host ...
+        remote = nodes.remote(node)
+        try:
+            assert remote.exec(["test", "-e", root]).rc == 1, f"{root} is left on {node}"
+        finally:
+            remote.close()
+    # ... and the run wrote nothing on this machine that was meant for the hosts
+    assert not any(nodes.host_dir.iterdir()), sorted(map(str, nodes.host_dir.rglob("*")))[:10]
     for node in nodes.cluster.nodes:
         rules = subprocess.run(["ip", "netns", "exec", nodes.cluster.netns[node], "iptables", "-S"],
                                capture_output=True, text=True).stdout
@@ -419,7 +442,8 @@ def test_stale_read_bug_is_caught_over_ssh(ssh_nodes: SSHNodes, tmp_path: Path) 
 def test_an_interrupted_run_over_ssh_heals_and_leaves_nothing(ssh_nodes: SSHNodes, tmp_path: Path) -> None:
     store = tmp_path / "runs"
     cmd = [sys.executable, "-m", "harness.cli", "run", "--remote", "ssh", "--ssh-hosts", ssh_nodes.hosts_option,
-           "--ssh-key", str(ssh_nodes.key_file), "--ssh-accept-new", "--store", str(store), "--time-limit", "30",
+           "--ssh-key", str(ssh_nodes.key_file), "--ssh-dir", str(ssh_nodes.host_dir), "--ssh-accept-new",
+           "--store", str(store), "--time-limit", "30",
            "--nemesis", "partition,pause", "--nemesis-interval", "0.5", "--seed", "4"]
     run = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                            env={**os.environ, "HOME": str(tmp_path)})
@@ -492,6 +516,9 @@ def test_a_refused_run_releases_its_log(ssh_nodes: SSHNodes, tmp_path: Path, mon
      "clock nemesis works on local nodes only"),
     (["--remote", "ssh", "--ssh-hosts", "node1=h1,node2=h2,node3=h3", "--nemesis", "kill",
       "--ssh-key", "/nonexistent/key"], "--ssh-key /nonexistent/key: no such readable file"),
+    (["--remote", "ssh", "--ssh-hosts", "node1=h1,node2=h2,node3=h3", "--nemesis", "kill",
+      "--ssh-dir", "runs-here"], "--ssh-dir must be an absolute path on the hosts"),
+    (["--ssh-dir", "/srv/splitbrain"], "go with --remote ssh"),
 ])
 def test_bad_ssh_options_exit_3_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                               args: list[str], message: str) -> None:

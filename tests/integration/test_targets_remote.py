@@ -1,7 +1,9 @@
-"""The third-party targets off local nodes: etcd, ZooKeeper and a load balancer (nginx) in front of the
-internal store, each on Docker nodes (programs from the node image), and etcd on SSH hosts (sshd inside
-local nodes, test_ssh.py's fixture). Each run is short (6 s, partitions and kills); a safe configuration
-must come out valid, and etcd's serializable reads must still be caught on Docker nodes.
+"""The third-party targets off local nodes: etcd, ZooKeeper and a load balancer (nginx, HAProxy) in front
+of the internal store, each on Docker nodes (programs from the node image) and on SSH hosts (sshd inside
+local nodes, test_ssh.py's fixture, each host with a file system of its own for the run's files, so a
+config file written on this machine instead of on the host is missed). Each run is short (6 s, partitions
+and kills); a safe configuration must come out valid, and etcd's serializable reads must still be caught
+on Docker nodes.
 
 Every run tears itself down (harness.test.run removes its containers and network even when it fails);
 each test checks that no container or network of its runs is left.
@@ -24,7 +26,7 @@ from harness.store import RunDir
 from harness.test import RunOutcome
 from tests.integration import test_ssh as ssh_helpers
 from tests.integration.test_etcd import PARTITIONS
-from tests.integration.test_ssh import SSHNodes, _assert_nothing_left_on_the_hosts, _run_over_ssh
+from tests.integration.test_ssh import SSHNodes, _assert_nothing_left_on_the_hosts, _run_over_ssh, sshd_nodes
 
 pytestmark = [pytest.mark.integration]
 
@@ -41,6 +43,13 @@ needs_docker = pytest.mark.skipif(os.geteuid() != 0 or not docker_answers(),
 needs_sshd_and_etcd = pytest.mark.skipif(
     os.geteuid() != 0 or not Path("/usr/sbin/sshd").exists() or shutil.which("etcd") is None,
     reason="needs root, openssh-server and etcd-server (.ci/setup installs them)")
+needs_sshd_and_zookeeper = pytest.mark.skipif(
+    os.geteuid() != 0 or not Path("/usr/sbin/sshd").exists() or shutil.which("java") is None
+    or not Path("/usr/share/java/zookeeper.jar").exists(),
+    reason="needs root, openssh-server, zookeeper and a JRE (.ci/setup installs them)")
+needs_sshd_and_haproxy = pytest.mark.skipif(
+    os.geteuid() != 0 or not Path("/usr/sbin/sshd").exists() or not Path("/usr/sbin/haproxy").exists(),
+    reason="needs root, openssh-server and haproxy (.ci/setup installs them)")
 
 
 ssh_nodes = ssh_helpers.ssh_nodes  # the fixture of test_ssh.py (sshd in three local nodes), by its name
@@ -124,6 +133,15 @@ def test_nginx_set_on_docker_nodes_is_valid(tmp_path: Path, node_image: str) -> 
     assert (outcome.run_dir.path / "nodes" / "node1" / "nginx.log").exists()
 
 
+@needs_docker
+@pytest.mark.docker
+@pytest.mark.timeout(120)
+def test_haproxy_unique_ids_on_docker_nodes_is_valid(tmp_path: Path, node_image: str) -> None:
+    outcome = docker_run(tmp_path, "lb", "unique-ids", 1, nodes=4, target_opts={"lb": "haproxy", "retry": "safe"})
+    assert_valid_and_busy(outcome, 20)
+    assert (outcome.run_dir.path / "nodes" / "node1" / "haproxy.log").exists()
+
+
 # -- SSH hosts ----------------------------------------------------------------------------------------------
 
 @needs_sshd_and_etcd
@@ -138,3 +156,38 @@ def test_etcd_register_over_ssh_is_valid(ssh_nodes: SSHNodes, tmp_path: Path) ->
     for node in ssh_nodes.cluster.nodes:  # each member's log, downloaded from its host
         assert (run_dir / "nodes" / node / "etcd.log").stat().st_size > 0
     _assert_nothing_left_on_the_hosts(ssh_nodes, run_dir)
+
+
+def assert_ssh_run_valid(ssh: SSHNodes, done: subprocess.CompletedProcess[str], run_dir: Path, min_ok: int,
+                         log_name: str) -> dict:
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["valid"] is True
+    assert sum(stats["ok_count"] for stats in results["stats"]["by_f"].values()) >= min_ok
+    assert (run_dir / "nodes" / "node1" / log_name).stat().st_size > 0  # downloaded from its host
+    _assert_nothing_left_on_the_hosts(ssh, run_dir)
+    return results
+
+
+@needs_sshd_and_zookeeper
+@pytest.mark.timeout(150)
+def test_zookeeper_register_over_ssh_is_valid(ssh_nodes: SSHNodes, tmp_path: Path) -> None:
+    """zoo.cfg, myid and log4j.properties must be written on each host (its run directory is private to it)."""
+    done, run_dir = _run_over_ssh(ssh_nodes, tmp_path / "runs", "--target", "zookeeper", "--workload", "register",
+                                  "--nemesis", "partition,kill", "--seed", "1")
+    assert_ssh_run_valid(ssh_nodes, done, run_dir, 50, "server.log")
+
+
+@pytest.fixture
+def ssh_nodes_4(tmp_path: Path):
+    with sshd_nodes(tmp_path, 4) as nodes:
+        yield nodes
+
+
+@needs_sshd_and_haproxy
+@pytest.mark.timeout(150)
+def test_haproxy_set_over_ssh_is_valid(ssh_nodes_4: SSHNodes, tmp_path: Path) -> None:
+    """HAProxy's config on the balancer's host, a Raft server and a backend on each of the three others."""
+    done, run_dir = _run_over_ssh(ssh_nodes_4, tmp_path / "runs", "--target", "lb", "--workload", "set",
+                                  "--target-opt", "lb=haproxy", "--nemesis", "partition,kill", "--seed", "1")
+    assert_ssh_run_valid(ssh_nodes_4, done, run_dir, 20, "haproxy.log")
