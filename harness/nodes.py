@@ -70,8 +70,8 @@ def launch_skewed(remote: Any, python: str, project_root: Path, argv: list[str],
     ConfigError when the node cannot patch it (the launcher's log says why)."""
     slot_file = f"{remote.work_dir}/.spawn/skew-{secrets.token_hex(4)}"
     launcher = [python, "-m", "harness.skew_launcher", "spawn", slot_file, str(offset_ns), "--", *argv]
-    path = env.get("PYTHONPATH", "")
-    launch_env = {**env, "PYTHONPATH": f"{project_root}{os.pathsep}{path}" if path else str(project_root)}
+    paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    launch_env = {**env, "PYTHONPATH": os.pathsep.join(dict.fromkeys([str(project_root), *paths]))}
     process = remote.spawn(launcher, env=launch_env, log=log)
     deadline = time.monotonic() + SKEW_WAIT_S
     while True:

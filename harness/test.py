@@ -118,9 +118,6 @@ class Test:
         if sorted(h.node for h in hosts) != sorted(expected):
             raise ConfigError(f"--ssh-hosts: expected the nodes {', '.join(expected)}, "
                               f"got {', '.join(h.node for h in hosts)}")
-        if "clock" in self.nemesis:
-            raise ConfigError("the clock nemesis works on local nodes only for now; with --remote ssh leave "
-                              "clock out of --nemesis (e.g. --nemesis partition,kill,pause,packet)")
         if not self.ssh_user:
             raise ConfigError("--ssh-user must not be empty")
         if not self.ssh_dir.startswith("/") or any(c in self.ssh_dir for c in "\n\0"):
@@ -384,13 +381,13 @@ def _cluster(test: Test, run_dir: RunDir) -> Any:
 def _spawner(test: Test, cluster: Any, clock: Any, run_dir: RunDir) -> tuple[Any, Any, Path]:
     """How the target starts its processes, how it puts files on the nodes, and where it keeps its data.
     On SSH hosts the data and the config files stay on the hosts (written through SSH), which must have
-    the target's programs (for the Raft store and the lb backends: this project and its Python) at the
-    same paths as this machine."""
+    the target's programs (for the Raft store, the lb backends and the clock nemesis: this project and
+    its Python too) at the same paths as this machine."""
     from harness.nodes import local_spawner, ssh_spawner
     from harness.remote import LocalFiles, RemoteFiles
 
     if test.remote == "ssh":
-        return ssh_spawner(cluster), RemoteFiles(cluster.remote), cluster.data_root
+        return ssh_spawner(cluster, clock), RemoteFiles(cluster.remote), cluster.data_root
     if test.remote == "docker":
         from harness.docker import docker_spawner
 

@@ -20,19 +20,9 @@ from harness.cli import main
 from harness.docker import PROJECT_ROOT, DockerCluster, container_state, run_resources
 from harness.errors import ConfigError
 from harness.images import NODE_RECIPE, build_image, built_images, mirror_from_sources
+from tests.integration.helpers import needs_docker
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
-
-
-def docker_answers() -> bool:
-    try:
-        return subprocess.run(["docker", "version"], capture_output=True, timeout=20).returncode == 0
-    except (FileNotFoundError, subprocess.TimeoutExpired):
-        return False
-
-
-needs_docker = pytest.mark.skipif(os.geteuid() != 0 or not docker_answers(),
-                                  reason="needs root and a running Docker daemon (.ci/setup starts one)")
 
 
 @pytest.fixture(scope="module")

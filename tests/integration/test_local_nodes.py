@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import itertools
 import os
-import re
 import signal
-import socket
 import socketserver
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,28 +19,19 @@ from harness import cluster as cluster_module
 from harness.cluster import LocalCluster, cleanup_run, host_ifname, leftover_runs, run_cgroup
 from harness.errors import ConfigError, RemoteError
 from harness.remote import LocalRemote, run_checked
+from tests.integration.helpers import (
+    ECHO_CLIENT,
+    ECHO_PORT,
+    ECHO_SERVER,
+    host_reaches,
+    needs_root,
+    node_reaches,
+    process_gone,
+    run_namespaces,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="local nodes need root")
-
-ECHO_PORT = 7007
-ECHO_SERVER = """
-import socketserver, sys
-class Echo(socketserver.BaseRequestHandler):
-    def handle(self):
-        while data := self.request.recv(4096):
-            self.request.sendall(data)
-socketserver.ThreadingTCPServer.allow_reuse_address = True
-socketserver.ThreadingTCPServer.daemon_threads = True
-socketserver.ThreadingTCPServer(("0.0.0.0", int(sys.argv[1])), Echo).serve_forever()
-"""
-ECHO_CLIENT = """
-import socket, sys
-s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=float(sys.argv[3]))
-s.settimeout(float(sys.argv[3]))
-s.sendall(b"ping")
-assert s.recv(4) == b"ping"
-"""
 # Forks a daemon that leaves the process group (setsid), writes its pid, and lives on; the parent exits.
 DAEMON = """
 import os, sys, time
@@ -61,31 +49,11 @@ def fresh_run_id() -> str:
     return f"t{os.getpid()}-{next(_run_ids)}"
 
 
-def run_namespaces(run_id: str) -> list[str]:
-    listing = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    names = [line.split()[0] for line in listing.splitlines() if line.strip()]
-    return [name for name in names if re.fullmatch(rf"sb-{re.escape(run_id)}-(n\d+|sw)", name)]
-
 
 def interface_exists(name: str) -> bool:
     return subprocess.run(["ip", "link", "show", name], capture_output=True).returncode == 0
 
 
-def process_gone(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")  # a zombie is dead, just unreaped
-    except FileNotFoundError:
-        return True
-
-
-def wait_for(predicate, timeout: float = 5.0) -> bool:  # noqa: ANN001 - any zero-argument callable
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
 
 
 def read_pid(path: Path) -> int:
@@ -98,21 +66,6 @@ def start_echo(remote: LocalRemote, address: str) -> None:
     assert wait_for(lambda: host_reaches(address)), f"echo server on {remote.node} did not come up"
 
 
-def host_reaches(address: str, timeout: float = 0.5) -> bool:
-    try:
-        with socket.create_connection((address, ECHO_PORT), timeout=timeout) as s:
-            s.settimeout(timeout)
-            s.sendall(b"ping")
-            return s.recv(4) == b"ping"
-    except OSError:
-        return False
-
-
-def node_reaches(remote: LocalRemote, address: str, timeout: float = 0.5) -> bool:
-    result = remote.exec(
-        [sys.executable, "-c", ECHO_CLIENT, address, str(ECHO_PORT), str(timeout)], timeout=10
-    )
-    return result.ok
 
 
 class _Echo(socketserver.BaseRequestHandler):

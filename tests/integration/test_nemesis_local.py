@@ -6,19 +6,17 @@ from __future__ import annotations
 import itertools
 import os
 import random
-import re
 import socket
 import struct
-import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from harness.cluster import LocalCluster
-from harness.remote import ExecResult, LocalRemote
+from harness.remote import ExecResult
 from histories.op import Op
 from nemesis.base import ComposedNemesis
 from nemesis.packet import (
@@ -33,28 +31,18 @@ from nemesis.packet import (
 )
 from nemesis.partition import PartitionNemesis
 from nemesis.process import NodeProcesses, ProcessNemesis
+from tests.integration.helpers import (
+    ECHO_PORT,
+    ECHO_SERVER,
+    host_reaches,
+    needs_root,
+    node_reaches,
+    process_gone,
+    run_namespaces,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="local nodes need root")
-
-ECHO_PORT = 7007
-ECHO_SERVER = """
-import socketserver, sys
-class Echo(socketserver.BaseRequestHandler):
-    def handle(self):
-        while data := self.request.recv(4096):
-            self.request.sendall(data)
-socketserver.ThreadingTCPServer.allow_reuse_address = True
-socketserver.ThreadingTCPServer.daemon_threads = True
-socketserver.ThreadingTCPServer(("0.0.0.0", int(sys.argv[1])), Echo).serve_forever()
-"""
-ECHO_CLIENT = """
-import socket, sys
-s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=float(sys.argv[3]))
-s.settimeout(float(sys.argv[3]))
-s.sendall(b"ping")
-assert s.recv(4) == b"ping"
-"""
 # A daemon that leaves its process group (setsid) and ticks a counter into a file; the parent exits.
 TICKER = """
 import os, sys, time
@@ -74,46 +62,13 @@ if os.fork() == 0:
 _run_ids = itertools.count(1)
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
 
 
-def run_namespaces(run_id: str) -> list[str]:
-    listing = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    names = [line.split()[0] for line in listing.splitlines() if line.strip()]
-    return [name for name in names if re.fullmatch(rf"sb-{re.escape(run_id)}-(n\d+|sw)", name)]
-
-
-def host_reaches(address: str, timeout: float = 0.5) -> bool:
-    try:
-        with socket.create_connection((address, ECHO_PORT), timeout=timeout) as s:
-            s.settimeout(timeout)
-            s.sendall(b"ping")
-            return s.recv(4) == b"ping"
-    except OSError:
-        return False
-
-
-def reaches(remote: LocalRemote, address: str, timeout: float = 0.5) -> bool:
-    client = [sys.executable, "-c", ECHO_CLIENT, address, str(ECHO_PORT), str(timeout)]
-    return remote.exec(client, timeout=10).ok
 
 
 def nemesis_op(f: str, value: object = None) -> Op:
     return Op(index=0, type="invoke", process="nemesis", f=f, value=value)
 
-
-def process_gone(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
-    except FileNotFoundError:
-        return True
 
 
 def read_int(path: Path) -> int:
@@ -156,14 +111,14 @@ def test_isolating_one_node_cuts_it_off_and_heal_restores(cluster: LocalCluster)
     done = nemesis.invoke(None, nemesis_op("start-partition", {"node3": ["node1", "node2"]}))
     assert done.error is None
     # A one-way grudge (node3 drops from the others) already breaks TCP both ways.
-    assert not reaches(r("node1"), a["node3"])
-    assert not reaches(r("node3"), a["node2"])
-    assert reaches(r("node1"), a["node2"]) and reaches(r("node2"), a["node1"])
+    assert not node_reaches(r("node1"), a["node3"])
+    assert not node_reaches(r("node3"), a["node2"])
+    assert node_reaches(r("node1"), a["node2"]) and node_reaches(r("node2"), a["node1"])
     assert host_reaches(a["node3"]), "the harness must still reach an isolated node"
 
     healed = nemesis.invoke(None, nemesis_op("stop-partition"))
     assert healed.error is None
-    assert reaches(r("node1"), a["node3"]) and reaches(r("node3"), a["node2"])
+    assert node_reaches(r("node1"), a["node3"]) and node_reaches(r("node3"), a["node2"])
     nemesis.heal(None)  # idempotent
 
 
@@ -221,11 +176,11 @@ def test_random_partition_matches_its_reported_grudge(cluster: LocalCluster) -> 
         grudge = done.value["grudge"]
         (isolated,) = [node for node, dropped in grudge.items() if len(dropped) == 2]
         others = [node for node in cluster.nodes if node != isolated]
-        assert not reaches(cluster.remote(others[0]), cluster.addresses[isolated])
-        assert reaches(cluster.remote(others[0]), cluster.addresses[others[1]])
+        assert not node_reaches(cluster.remote(others[0]), cluster.addresses[isolated])
+        assert node_reaches(cluster.remote(others[0]), cluster.addresses[others[1]])
     finally:
         nemesis.heal(None)
-    assert reaches(cluster.remote(others[0]), cluster.addresses[isolated])
+    assert node_reaches(cluster.remote(others[0]), cluster.addresses[isolated])
 
 
 @pytest.fixture
@@ -304,12 +259,12 @@ def test_packet_loss_of_one_blocks_and_zero_heals(cluster: LocalCluster) -> None
     try:
         lossy = nemesis.invoke(None, nemesis_op("start-packet", {"nodes": ["node2"], "loss": 1.0}))
         assert lossy.error is None
-        assert not reaches(r("node1"), a["node2"])
-        assert reaches(r("node1"), a["node3"])
+        assert not node_reaches(r("node1"), a["node2"])
+        assert node_reaches(r("node1"), a["node3"])
 
         cleared = nemesis.invoke(None, nemesis_op("start-packet", {"nodes": ["node2"], "loss": 0}))
         assert cleared.error is None
-        assert reaches(r("node1"), a["node2"])
+        assert node_reaches(r("node1"), a["node2"])
     finally:
         nemesis.heal(None)
 
@@ -370,7 +325,7 @@ def test_one_heal_undoes_every_kind_of_fault(cluster: LocalCluster, tmp_path: Pa
         nemesis.heal(None)
 
         for src, dst in itertools.permutations(cluster.nodes, 2):
-            assert reaches(cluster.remote(src), cluster.addresses[dst]), f"{src} still cut off from {dst}"
+            assert node_reaches(cluster.remote(src), cluster.addresses[dst]), f"{src} still cut off from {dst}"
         for node in cluster.nodes:
             ticks = tmp_path / f"{node}.ticks"
             seen = read_int(ticks)

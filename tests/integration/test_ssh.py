@@ -423,6 +423,60 @@ def test_a_whole_run_over_ssh_is_valid_and_leaves_nothing(ssh_nodes: SSHNodes, t
     assert RunDir(run_dir).run_id not in leftover_runs()  # an SSH run makes no local nodes of its own
 
 
+# Prints "wall_ns mono_ns" every 20 ms: the offset between the two shows the skew the process sees.
+CLOCK_PRINTER = "import time\nwhile True:\n    print(time.time_ns(), time.monotonic_ns(), flush=True)\n    time.sleep(0.02)\n"
+
+
+@pytest.mark.timeout(60)
+def test_the_clock_nemesis_skews_a_process_on_an_ssh_host(ssh_nodes: SSHNodes, tmp_path: Path) -> None:
+    """Started through the skew launcher on the host; each offset written over SSH; reset heals it."""
+    from harness.nodes import ssh_spawner
+    from nemesis.clock import ClockNemesis
+
+    remote = ssh_nodes.remote("node2", work_dir=f"{ssh_nodes.host_dir}/clock-test")
+
+    class OneHost:
+        def remote(self, node: str) -> SSHRemote:
+            return remote
+
+    clock = ClockNemesis()
+    process = ssh_spawner(OneHost(), clock)("node2", [sys.executable, "-c", CLOCK_PRINTER], {}, "printer.log")
+    log = f"{remote.work_dir}/printer.log"
+
+    def skew_seen_s() -> float | None:
+        """The last line's wall clock minus this process's real wall clock, in seconds."""
+        lines = remote.exec(["tail", "-n", "1", log]).stdout.split()
+        return (int(lines[0]) - time.time_ns()) / 1e9 if len(lines) == 2 else None
+
+    try:
+        assert _wait_until(lambda: skew_seen_s() is not None)
+        assert abs(skew_seen_s() or 0) < 30  # not skewed yet
+        assert clock.mechanisms() == {"node2": {"vdso"}}
+        clock.bump({"node2": -3_600_000})  # an hour back
+        assert _wait_until(lambda: -3630 < (skew_seen_s() or 0) < -3570), skew_seen_s()
+        clock.reset(["node2"])
+        assert _wait_until(lambda: abs(skew_seen_s() or -3600) < 30), skew_seen_s()
+    finally:
+        process.kill()
+        process.wait(10)
+        remote.exec(["rm", "-rf", remote.work_dir])
+        remote.close()
+
+
+@pytest.mark.timeout(150)
+def test_a_run_with_clock_faults_over_ssh_skews_every_node(ssh_nodes: SSHNodes, tmp_path: Path) -> None:
+    done, run_dir = _run_over_ssh(ssh_nodes, tmp_path / "runs", "--nemesis", "partition,clock", "--seed", "2")
+    assert done.returncode == 0, done.stdout + done.stderr
+    history = [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()]
+    clock_ops = [op for op in history if op["process"] == "nemesis" and op["type"] != "invoke"
+                 and op["f"] in ("bump-clock", "strobe-clock", "reset-clock")]
+    assert clock_ops and not any(op.get("error") for op in clock_ops), clock_ops
+    harness_log = (run_dir / "harness.log").read_text()
+    for node in ssh_nodes.cluster.nodes:
+        assert f"clock skew on {node} via vdso" in harness_log, harness_log[-2000:]
+    _assert_nothing_left_on_the_hosts(ssh_nodes, run_dir)
+
+
 @pytest.mark.timeout(400)
 def test_stale_read_bug_is_caught_over_ssh(ssh_nodes: SSHNodes, tmp_path: Path) -> None:
     verdicts = []
@@ -510,10 +564,6 @@ def test_a_refused_run_releases_its_log(ssh_nodes: SSHNodes, tmp_path: Path, mon
     (["--remote", "ssh", "--ssh-hosts", "node1=a:99999"], "port must be"),
     (["--remote", "ssh", "--ssh-hosts", "a=h1,b=h2,c=h3"], "expected the nodes node1, node2, node3"),
     (["--remote", "ssh", "--ssh-hosts", "node1=h1,node2=h2,node3=h3", "--nodes", "5"], "3 hosts but --nodes is 5"),
-    (["--remote", "ssh", "--ssh-hosts", "node1=h1,node2=h2,node3=h3", "--nemesis", "partition,clock"],
-     "clock nemesis works on local nodes only"),
-    (["--remote", "ssh", "--ssh-hosts", "node1=h1,node2=h2,node3=h3"],  # --nemesis all includes clock
-     "clock nemesis works on local nodes only"),
     (["--remote", "ssh", "--ssh-hosts", "node1=h1,node2=h2,node3=h3", "--nemesis", "kill",
       "--ssh-key", "/nonexistent/key"], "--ssh-key /nonexistent/key: no such readable file"),
     (["--remote", "ssh", "--ssh-hosts", "node1=h1,node2=h2,node3=h3", "--nemesis", "kill",

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -25,32 +23,15 @@ from harness.images import build_image
 from harness.store import RunDir
 from harness.test import RunOutcome
 from tests.integration import test_ssh as ssh_helpers
+from tests.integration.helpers import needs_docker, needs_sshd_and
 from tests.integration.test_etcd import PARTITIONS
 from tests.integration.test_ssh import SSHNodes, _assert_nothing_left_on_the_hosts, _run_over_ssh, sshd_nodes
 
 pytestmark = [pytest.mark.integration]
 
-
-def docker_answers() -> bool:
-    try:
-        return subprocess.run(["docker", "version"], capture_output=True, timeout=20).returncode == 0
-    except (FileNotFoundError, subprocess.TimeoutExpired):
-        return False
-
-
-needs_docker = pytest.mark.skipif(os.geteuid() != 0 or not docker_answers(),
-                                  reason="needs root and a running Docker daemon (.ci/setup starts one)")
-needs_sshd_and_etcd = pytest.mark.skipif(
-    os.geteuid() != 0 or not Path("/usr/sbin/sshd").exists() or shutil.which("etcd") is None,
-    reason="needs root, openssh-server and etcd-server (.ci/setup installs them)")
-needs_sshd_and_zookeeper = pytest.mark.skipif(
-    os.geteuid() != 0 or not Path("/usr/sbin/sshd").exists() or shutil.which("java") is None
-    or not Path("/usr/share/java/zookeeper.jar").exists(),
-    reason="needs root, openssh-server, zookeeper and a JRE (.ci/setup installs them)")
-needs_sshd_and_haproxy = pytest.mark.skipif(
-    os.geteuid() != 0 or not Path("/usr/sbin/sshd").exists() or not Path("/usr/sbin/haproxy").exists(),
-    reason="needs root, openssh-server and haproxy (.ci/setup installs them)")
-
+needs_sshd_and_etcd = needs_sshd_and("etcd")
+needs_sshd_and_zookeeper = needs_sshd_and("java", "/usr/share/java/zookeeper.jar")
+needs_sshd_and_haproxy = needs_sshd_and("/usr/sbin/haproxy")
 
 ssh_nodes = ssh_helpers.ssh_nodes  # the fixture of test_ssh.py (sshd in three local nodes), by its name
 
