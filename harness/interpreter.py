@@ -170,42 +170,48 @@ def run(test: Any, gen: Generator, *, clients: Mapping[int, Client], nemesis: An
             worker.inbox.put(op)
         outbox.clear()
 
-    def wait_for_completion(timeout: float) -> None:
+    def wait_for_completion(timeout: float) -> bool:
+        """Record completions: the first within ``timeout``, then whatever else finished. True if any."""
         if timeout > 0:
             send()
         if timeout > 0 or not done.empty():
             try:
                 thread, returned = done.get(timeout=timeout) if timeout > 0 else done.get_nowait()
             except queue.Empty:
-                return
+                return False
             complete(thread, returned)
+        else:
+            return False
         while not done.empty():  # drain whatever else finished meanwhile
             thread, returned = done.get_nowait()
             complete(thread, returned)
+        return True
 
     for w in workers.values():
         w.start()
     try:
-        held: dict[str, Any] | None = None  # the next op, taken from the generator, not yet due
+        # The generator's next op and the generator after it, while the op is not due yet. ``gen`` moves
+        # on only when the op is emitted: a completion meanwhile (a worker freed, the generator updated)
+        # drops it and the generator is asked again, so a fault due later never keeps a freed client idle.
+        held: tuple[dict[str, Any], Generator] | None = None
         while not stop.is_set():
-            wait_for_completion(0)
+            if wait_for_completion(0):
+                held = None
             if held is None:
-                ctx = context()
-                res = gen.op(test, ctx)
+                res = gen.op(test, context())
                 if res is None:
                     break
-                value, nxt = res
-                if value is PENDING:
+                if res[0] is PENDING:
                     wait_for_completion(0.05)
                     continue
-                gen = nxt
-                held = value
-            due = held.get("time", 0)
-            wait_s = (due - now()) / 1e9
+                held = res
+            value, nxt = held
+            wait_s = (value.get("time", 0) - now()) / 1e9
             if wait_s > 0:
-                wait_for_completion(min(wait_s, 0.5))
+                if wait_for_completion(min(wait_s, 0.5)):
+                    held = None
                 continue
-            value, held = held, None
+            gen, held = nxt, None
             if value.get("sleep"):
                 continue
             thread = value["thread"]

@@ -18,7 +18,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +28,7 @@ import pytest
 from harness.cluster import LocalCluster, leftover_runs
 from harness.errors import ConfigError, RemoteError
 from harness.ssh import SSHRemote, parse_ssh_hosts
+from tests.integration.helpers import wait_for
 
 pytestmark = [
     pytest.mark.integration,
@@ -173,15 +174,6 @@ def _processes_besides_sshd(nodes: SSHNodes) -> dict[str, list[str]]:
     return left
 
 
-def _wait_until(condition: Callable[[], object], timeout_s: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return bool(condition())
-
-
 # -- SSHRemote --------------------------------------------------------------------------------------------
 
 @pytest.mark.timeout(60)
@@ -260,19 +252,19 @@ def test_spawn_kill_pause_resume_and_exit_codes(ssh_nodes: SSHNodes, tmp_path: P
         script = f'sleep 300 & while :; do echo tick >> {counter}; sleep 0.05; done'
         process = remote.spawn(["sh", "-c", script], env={"GREETING": "hello world"}, log="ticker.log")
         assert process.alive()
-        assert _wait_until(lambda: counter.exists() and counter.stat().st_size > 0)
+        assert wait_for(lambda: counter.exists() and counter.stat().st_size > 0, timeout=10)
         group = _group_members(process.pgid)
         assert len(group) >= 2  # the shell, its sleep child (and the tick loop's sleeps)
 
         process.pause()
         # Stopped (T); a shell caught in vfork waits (D) for its stopped child to exec, and cannot run either.
-        assert _wait_until(lambda: all(_state(p) in ("T", "D", None) for p in _group_members(process.pgid))), \
+        assert wait_for(lambda: all(_state(p) in ("T", "D", None) for p in _group_members(process.pgid)), timeout=10), \
             {p: _state(p) for p in _group_members(process.pgid)}
         size = counter.stat().st_size
         time.sleep(0.3)
         assert counter.stat().st_size == size  # stopped: no ticks
         process.resume()
-        assert _wait_until(lambda: counter.stat().st_size > size)
+        assert wait_for(lambda: counter.stat().st_size > size, timeout=10)
 
         assert process.wait(0.2) is None  # still running
         process.kill(signal.SIGKILL)
@@ -292,7 +284,7 @@ def test_spawn_kill_pause_resume_and_exit_codes(ssh_nodes: SSHNodes, tmp_path: P
         left = [remote.spawn(["sh", "-c", "sleep 300 & sleep 300"]) for _ in range(2)]
         assert all(_group_members(p.pgid) for p in left)
         remote.kill_spawned()
-        assert _wait_until(lambda: not any(_group_members(p.pgid) for p in left))
+        assert wait_for(lambda: not any(_group_members(p.pgid) for p in left), timeout=10)
     finally:
         remote.kill_spawned()
         remote.close()
@@ -381,7 +373,7 @@ def _run_over_ssh(nodes: SSHNodes, store: Path, *args: str,
 def _assert_nothing_left_on_the_hosts(nodes: SSHNodes, run_dir: Path) -> None:
     from harness.store import RunDir
 
-    assert _wait_until(lambda: not _processes_besides_sshd(nodes)), _processes_besides_sshd(nodes)
+    assert wait_for(lambda: not _processes_besides_sshd(nodes), timeout=10), _processes_besides_sshd(nodes)
     root = f"{nodes.host_dir}/splitbrain-{RunDir(run_dir).run_id}"
     for node in nodes.cluster.nodes:  # the run's directory is gone from every host ...
         remote = nodes.remote(node)
@@ -449,13 +441,13 @@ def test_the_clock_nemesis_skews_a_process_on_an_ssh_host(ssh_nodes: SSHNodes, t
         return (int(lines[0]) - time.time_ns()) / 1e9 if len(lines) == 2 else None
 
     try:
-        assert _wait_until(lambda: skew_seen_s() is not None)
+        assert wait_for(lambda: skew_seen_s() is not None, timeout=10)
         assert abs(skew_seen_s() or 0) < 30  # not skewed yet
         assert clock.mechanisms() == {"node2": {"vdso"}}
         clock.bump({"node2": -3_600_000})  # an hour back
-        assert _wait_until(lambda: -3630 < (skew_seen_s() or 0) < -3570), skew_seen_s()
+        assert wait_for(lambda: -3630 < (skew_seen_s() or 0) < -3570, timeout=10), skew_seen_s()
         clock.reset(["node2"])
-        assert _wait_until(lambda: abs(skew_seen_s() or -3600) < 30), skew_seen_s()
+        assert wait_for(lambda: abs(skew_seen_s() or -3600) < 30, timeout=10), skew_seen_s()
     finally:
         process.kill()
         process.wait(10)
@@ -504,8 +496,8 @@ def test_an_interrupted_run_over_ssh_heals_and_leaves_nothing(ssh_nodes: SSHNode
     try:
         history = store / "latest" / "history.jsonl"
         # Interrupt while faults are in force: once the nemesis has partitioned or paused something.
-        assert _wait_until(lambda: history.exists() and '"start-partition"' in history.read_text()
-                           and '"pause"' in history.read_text(), timeout_s=60)
+        assert wait_for(lambda: history.exists() and '"start-partition"' in history.read_text()
+                           and '"pause"' in history.read_text(), timeout=60)
         run.send_signal(signal.SIGINT)
         out, err = run.communicate(timeout=60)
     finally:
@@ -524,7 +516,7 @@ def test_an_unknown_host_key_stops_the_run_with_one_line(ssh_nodes: SSHNodes, tm
     assert done.returncode == 3, done.stdout + done.stderr
     assert "is not known" in done.stderr and "--ssh-accept-new" in done.stderr, done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
-    assert _wait_until(lambda: not _processes_besides_sshd(ssh_nodes)), _processes_besides_sshd(ssh_nodes)
+    assert wait_for(lambda: not _processes_besides_sshd(ssh_nodes), timeout=10), _processes_besides_sshd(ssh_nodes)
 
 
 @pytest.mark.timeout(60)
@@ -539,7 +531,7 @@ def test_an_unreachable_host_stops_the_run_with_one_line(ssh_nodes: SSHNodes, tm
     err = capsys.readouterr().err
     assert code == 3 and f"node3: cannot reach root@{address}:{SSH_PORT + 1}" in err, err
     assert len(err.strip().splitlines()) == 1
-    assert _wait_until(lambda: not _processes_besides_sshd(ssh_nodes)), _processes_besides_sshd(ssh_nodes)
+    assert wait_for(lambda: not _processes_besides_sshd(ssh_nodes), timeout=10), _processes_besides_sshd(ssh_nodes)
 
 
 @pytest.mark.timeout(60)

@@ -131,3 +131,29 @@ def test_every_invocation_is_on_disk_before_its_client_runs(tmp_path) -> None:
     writer.close()
     assert missing == []
     assert list(read_jsonl(str(path))) == rec.ops  # and everything recorded reached the file
+
+
+class Slow(Echo):
+    """Each op takes ``seconds`` (a request waiting for its timeout)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+
+    def invoke(self, test: Any, op: Op) -> Op:
+        threading.Event().wait(self.seconds)
+        return super().invoke(test, op)
+
+
+@pytest.mark.timeout(30)
+def test_a_worker_freed_early_is_not_kept_waiting_for_a_later_nemesis_op() -> None:
+    """While every client is busy, the only op on offer is a fault due much later; a client that frees up
+    before it must get its next op then, not after the fault (clients would sit idle through faults)."""
+    from harness.generator import Timed
+
+    faults = Timed(((int(0.05e9), {"f": "start", "value": None}), (int(1.5e9), {"f": "stop", "value": None})))
+    ops = run(any_(clients(Limit(3, RotatingKeys())), nemesis(faults)), {0: Slow(0.3)}, Faults())
+    invocations = [(op.process, op.f) for op in ops if op.type == "invoke"]
+    stop_at = invocations.index(("nemesis", "stop"))
+    client_invocations_before_stop = [i for i, (p, _) in enumerate(invocations) if p != "nemesis" and i < stop_at]
+    assert len(client_invocations_before_stop) >= 3, invocations  # all three, 0.3 s apart, before 1.5 s
