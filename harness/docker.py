@@ -25,6 +25,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -252,7 +253,8 @@ class DockerCluster:
         return mounts
 
     def _start_containers(self) -> None:
-        for node, address in self.addresses.items():
+        """All at once: each `docker run` takes ~0.4 s, mostly waiting on the daemon."""
+        def start(node: str, address: str) -> None:
             name = self.containers[node]
             argv = ["run", "-d", "--init", "--name", name, "--hostname", node,
                     "--label", f"{RUN_LABEL}={self.run_id}", "--network", self.network, "--ip", address,
@@ -260,7 +262,12 @@ class DockerCluster:
             for mount in self._mounts(node):
                 argv += ["--mount", mount]
             _docker([*argv, self.image, "sleep", "infinity"], timeout=60)
-            self.remotes[node] = DockerRemote(node, name, self.log_dir / node)
+
+        with ThreadPoolExecutor(max_workers=len(self.nodes)) as pool:
+            started = [pool.submit(start, node, address) for node, address in self.addresses.items()]
+        for future in started:
+            future.result()  # the first failure, if any (up() then removes whatever did start)
+        self.remotes = {node: DockerRemote(node, name, self.log_dir / node) for node, name in self.containers.items()}
 
     def down(self) -> None:
         """Remove every container and the network of this run (whatever runs in them dies with them)."""

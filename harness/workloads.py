@@ -89,13 +89,16 @@ class LockOps(Generator):
     """Each client thread acquires the lock, writes to the fenced resource with its token, releases.
 
     The token of a thread's last ok acquire comes from the completions the generator sees (update), so
-    releases and writes carry it in their invocation. ``ttl_ms`` is the lease a grant asks for.
+    releases and writes carry it in their invocation. ``ttl_ms`` is the lease a grant asks for. A holder
+    whose last write did not succeed writes again rather than release: its work is not done (and a
+    holder cut off mid-hold coming back with its old token is exactly what fencing is for).
     """
 
     ttl_ms: int = 1000
     concurrency: int = 1
     tokens: tuple[tuple[int, int], ...] = ()   # (thread, token) of threads that hold a grant
     writes: int = 0
+    unfinished: frozenset[int] = frozenset()   # holders whose last write failed or may not have happened
 
     def _token(self, thread: int) -> int | None:
         return dict(self.tokens).get(thread)
@@ -112,7 +115,8 @@ class LockOps(Generator):
         if token is None:
             value = {"f": "acquire", "value": {"lock": LOCK_NAME, "owner": owner, "ttl_ms": self.ttl_ms}}
             return dict(value, thread=thread), self
-        if ctx.rng.random() < 0.85:  # hold for several writes: a holder cut off mid-hold is what fencing is for
+        # Hold for several writes: a holder cut off mid-hold is what fencing is for.
+        if thread in self.unfinished or ctx.rng.random() < 0.85:
             v = {"key": FENCED_KEY, "value": f"{owner}-{self.writes}", "token": token}
             return {"f": "write", "value": v, "thread": thread}, replace(self, writes=self.writes + 1)
         v = {"lock": LOCK_NAME, "owner": owner, "token": token}
@@ -127,8 +131,15 @@ class LockOps(Generator):
             token = event.value.get("token") if isinstance(event.value, dict) else None
             held = tuple(t for t in self.tokens if t[0] != thread)
             return replace(self, tokens=held + ((thread, token),) if token is not None else held)
-        if event.f == "write" and event.type == "fail" and event.error and "stale" in str(event.error):
-            return replace(self, tokens=tuple(t for t in self.tokens if t[0] != thread))
+        if event.f == "write":
+            if event.type == "fail" and event.error and "stale" in str(event.error):  # fenced off: not a holder
+                return replace(self, tokens=tuple(t for t in self.tokens if t[0] != thread),
+                               unfinished=self.unfinished - {thread})
+            if event.type == "ok":
+                return replace(self, unfinished=self.unfinished - {thread})
+            return replace(self, unfinished=self.unfinished | {thread})
+        if event.f == "release":
+            return replace(self, unfinished=self.unfinished - {thread})
         return self
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from harness.errors import RemoteError
@@ -212,21 +213,25 @@ class PartitionNemesis:
         raise ValueError(f"unknown partition kind {kind!r}; expected one of {sorted(KINDS)} or a grudge")
 
     def apply(self, grudge: Mapping[str, set[str]]) -> None:
-        """Replace the rules on every node at once (one iptables-restore per node, atomic per node)."""
+        """Replace the rules on every node at once (one iptables-restore per node, atomic per node; the
+        nodes in parallel, so a partition starts on all of them within one command's time)."""
+        def replace(node: str) -> None:
+            self._ensure_chain(node)
+            self._replace_chain(node, [self.addresses[peer] for peer in sorted(grudge.get(node, ()))])
+
         with self._lock:
-            for node in self.nodes:
-                self._ensure_chain(node)
-                self._replace_chain(node, [self.addresses[peer] for peer in sorted(grudge.get(node, ()))])
+            self._on_every_node(replace)
 
     def heal(self, test: Any) -> None:
         # Flush on every node, even when one fails, so one unreachable node cannot keep others cut off.
-        errors: list[RemoteError] = []
         with self._lock:
-            for node in self.nodes:
-                try:
-                    self._replace_chain(node, [])
-                except RemoteError as e:
-                    errors.append(e)
+            self._on_every_node(lambda node: self._replace_chain(node, []))
+
+    def _on_every_node(self, step: Callable[[str], None]) -> None:
+        """``step`` on every node in parallel; each runs even when another fails; the first error raised."""
+        with ThreadPoolExecutor(max_workers=len(self.nodes) or 1) as pool:
+            futures = [pool.submit(step, node) for node in self.nodes]
+        errors = [f.exception() for f in futures if f.exception() is not None]
         if errors:
             raise errors[0]
 

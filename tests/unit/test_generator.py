@@ -131,3 +131,29 @@ def test_lock_ops_use_the_token_of_the_last_grant() -> None:
         assert value["f"] == "write" and value["value"]["token"] == 42
     value, g = g.op(None, c)
     assert value["f"] == "acquire"  # released: no token any more
+
+
+def test_a_lock_holder_whose_write_did_not_succeed_writes_again_before_releasing() -> None:
+    """Its work is not done: it keeps its token and writes until one gets through (a holder cut off comes
+    back with its old token), and releases only after that; a write fenced off as stale ends the hold."""
+    c = ctx(free=(0,))
+    g = LockOps(ttl_ms=1000, concurrency=1, tokens=((0, 7),))
+    write = {"key": "fenced", "value": "client-0-0", "token": 7}
+    g = g.update(None, c, Op(index=1, type="info", process=0, f="write", value=write, error="timeout"))
+    for i in range(200):  # without the rule, a release would come within a few ops
+        value, g = g.op(None, c)
+        assert value["f"] == "write" and value["value"]["token"] == 7
+        g = g.update(None, c, Op(index=2 + i, type="fail", process=1, f="write", value=value["value"],
+                                 error="no leader"))
+    g = g.update(None, c, Op(index=300, type="ok", process=1, f="write", value=write))
+    fs = []
+    for _ in range(200):
+        value, g = g.op(None, c)
+        fs.append(value["f"])
+        if value["f"] == "release":
+            break
+    assert fs[-1] == "release" and value["value"]["token"] == 7
+    # A write fenced off as stale ends the hold at once: the next op is an acquire.
+    g = LockOps(ttl_ms=1000, concurrency=1, tokens=((0, 9),))
+    g = g.update(None, c, Op(index=1, type="fail", process=0, f="write", value=write, error="stale-token"))
+    assert g.op(None, c)[0]["f"] == "acquire"
