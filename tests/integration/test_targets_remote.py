@@ -31,7 +31,7 @@ pytestmark = [pytest.mark.integration]
 
 needs_sshd_and_etcd = needs_sshd_and("etcd")
 needs_sshd_and_zookeeper = needs_sshd_and("java", "/usr/share/java/zookeeper.jar")
-needs_sshd_and_haproxy = needs_sshd_and("/usr/sbin/haproxy")
+needs_sshd_and_balancers = needs_sshd_and("/usr/sbin/haproxy", "/usr/sbin/nginx")
 
 ssh_nodes = ssh_helpers.ssh_nodes  # the fixture of test_ssh.py (sshd in three local nodes), by its name
 
@@ -165,10 +165,12 @@ def ssh_nodes_4(tmp_path: Path):
         yield nodes
 
 
-@needs_sshd_and_haproxy
+@needs_sshd_and_balancers
 @pytest.mark.timeout(150)
-def test_haproxy_set_over_ssh_is_valid(ssh_nodes_4: SSHNodes, tmp_path: Path) -> None:
-    """HAProxy's config on the balancer's host, a Raft server and a backend on each of the three others."""
+@pytest.mark.parametrize("balancer", ["nginx", "haproxy"])
+def test_a_balancer_set_over_ssh_is_valid(ssh_nodes_4: SSHNodes, tmp_path: Path, balancer: str) -> None:
+    """The balancer's config (and nginx's temp dirs) on its host, a Raft server and a backend on each of
+    the three others."""
     done, run_dir = _run_over_ssh(ssh_nodes_4, tmp_path / "runs", "--target", "lb", "--workload", "set",
-                                  "--target-opt", "lb=haproxy", "--nemesis", "partition,kill", "--seed", "1")
-    assert_ssh_run_valid(ssh_nodes_4, done, run_dir, 20, "haproxy.log")
+                                  "--target-opt", f"lb={balancer}", "--nemesis", "partition,kill", "--seed", "1")
+    assert_ssh_run_valid(ssh_nodes_4, done, run_dir, 20, f"{balancer}.log")
