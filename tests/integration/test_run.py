@@ -107,9 +107,11 @@ def test_stale_read_is_caught(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(400)
 def test_early_ack_is_caught_when_the_leader_is_cut_off(tmp_path: Path) -> None:
+    """Measured after the interpreter fix: caught on 4 of seeds 1-8 (a lost acknowledged write shows only
+    when a later read of its key cannot be explained by another write); twelve seeds bound the test."""
     schedule = isolate_leader([(1.5, 3.0), (4.0, 5.5), (6.5, 8.0)])
     verdicts = []
-    for seed in range(1, 7):
+    for seed in range(1, 13):
         outcome = run_schedule(tmp_path, schedule, seed, ("early-ack",), ("partition",))
         verdicts.append(outcome.valid)
         assert_nothing_left(outcome.run_dir.path)
