@@ -35,7 +35,10 @@ Medians of 3, processes started -> first ok op, in s (the three sessions), then 
 
 Docker run -> first op (medians): etcd 1.99, 1.89, 2.28 s; ZooKeeper 4.35, 5.03, 4.72 s; nginx 3.36,
 3.63, 4.07 s; HAProxy 3.29, 3.22, 4.49 s: above the issue's 1.4 s and 3 s, mostly the `docker run`s,
-which this harness makes one after the other (~0.4-0.5 s each) before any target process starts.
+which this harness then made one after the other (~0.4-0.5 s each) before any target process starts.
+With the containers started in parallel (later the same day, load 2-3, ``--only Docker``, two sessions):
+nodes up 1.06-1.26 s; docker run -> first op etcd 1.52 s, ZooKeeper 3.13 s, nginx 2.51 s, HAProxy
+2.59-2.72 s (first op alone 0.42, 2.13, 1.32, 1.36-1.41 s).
 ZooKeeper is mostly the JVMs starting. The balancer rows are the Raft store electing a leader (10 ticks
 of 50 ms) and three Python backends starting; nginx and HAProxy do not differ measurably.
 
