@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 
@@ -53,15 +54,26 @@ class WaitsReady(Protocol):
 class OneProcessPerNode:
     """Killable and Pausable for a target that runs one process per node through its spawn callback.
 
-    The target calls ``_init_processes()`` in its constructor, sets ``self.spawn`` and implements
+    The target calls ``_init_nodes(addresses, data_root, spawn, files)`` in its constructor and implements
     ``launch(node) -> (argv, env, log_name or None)``; teardown calls ``stop_process``.
     """
 
-    spawn: Any
+    def _init_nodes(self, addresses: Mapping[str, str], data_root: str | Path, spawn: Any,
+                    files: Any | None) -> None:
+        """The nodes (name -> address), where their data lives, how to start a process on one (spawn) and
+        how to put files there (NodeFiles; this machine's disk when None: local nodes)."""
+        from harness.remote import LocalFiles
 
-    def _init_processes(self) -> None:
+        self.addresses = dict(addresses)
+        self.data_root = Path(data_root)
+        self.spawn = spawn
+        self.files = files if files is not None else LocalFiles()
         self.handles: dict[str, Any] = {}
         self._lock = threading.Lock()
+
+    @property
+    def nodes(self) -> list[str]:
+        return sorted(self.addresses)
 
     def launch(self, node: str) -> tuple[list[str], dict[str, str], str | None]:
         raise NotImplementedError

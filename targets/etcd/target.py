@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from harness.errors import RemoteError
-from harness.remote import LocalFiles, NodeFiles
+from harness.remote import NodeFiles
 from targets.base import OneProcessPerNode
 
 log = logging.getLogger("splitbrain.targets.etcd")
@@ -43,17 +43,9 @@ class EtcdTarget(OneProcessPerNode):
                  files: NodeFiles | None = None) -> None:
         if read not in READ_MODES:
             raise ValueError(f"etcd --read {read!r}: expected one of {', '.join(READ_MODES)}")
-        self.addresses = dict(addresses)
-        self.data_root = Path(data_root)
-        self.spawn = spawn
-        self.files = files or LocalFiles()
+        self._init_nodes(addresses, data_root, spawn, files)
         self.read = read
         self.cluster_token = cluster_token
-        self._init_processes()
-
-    @property
-    def nodes(self) -> list[str]:
-        return sorted(self.addresses)
 
     def url(self, node: str) -> str:
         return f"http://{self.addresses[node]}:{CLIENT_PORT}"

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError, RemoteError
-from harness.remote import LocalFiles, NodeFiles
+from harness.remote import NodeFiles
 from targets.base import OneProcessPerNode
 from targets.lb.configs import BALANCERS, RETRY_POLICIES, haproxy_config, nginx_config
 from targets.raft.target import PROJECT_ROOT, RaftTarget
@@ -54,21 +54,13 @@ class LbTarget(OneProcessPerNode):
         nodes = sorted(addresses)
         if len(nodes) < 4:
             raise ConfigError(f"the lb target needs at least 4 nodes (a balancer and 3 backends), got {len(nodes)}")
-        self.addresses = dict(addresses)
-        self.data_root = Path(data_root)
-        self.spawn = spawn
-        self.files = files or LocalFiles()
+        self._init_nodes(addresses, data_root, spawn, files)
         self.balancer = balancer
         self.retry = retry
         self.lb_node = nodes[0]
         self.backend_nodes = nodes[1:]
         self.store = RaftTarget({n: self.addresses[n] for n in self.backend_nodes}, self.data_root, spawn,
                                 seed=seed, files=self.files)
-        self._init_processes()
-
-    @property
-    def nodes(self) -> list[str]:
-        return sorted(self.addresses)
 
     def url(self) -> str:
         """Where clients send their requests: the balancer."""

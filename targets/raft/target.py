@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError, RemoteError
-from harness.remote import LocalFiles, NodeFiles
+from harness.remote import NodeFiles
 from targets.base import OneProcessPerNode
 from targets.raft.client import RaftClient
 from targets.raft.core import BUGS
@@ -38,20 +38,12 @@ class RaftTarget(OneProcessPerNode):
         unknown = sorted(set(bugs) - set(BUGS))
         if unknown:
             raise ConfigError(f"unknown --bug {', '.join(unknown)}; expected one of {', '.join(sorted(BUGS))}")
-        self.addresses = dict(addresses)
-        self.data_root = Path(data_root)
-        self.spawn = spawn
-        self.files = files or LocalFiles()
+        self._init_nodes(addresses, data_root, spawn, files)
         self.bugs = tuple(bugs)
         self.seed = seed
         self.tick_ms = tick_ms
         self.election_ticks = election_ticks
         self.request_timeout_s = request_timeout_s
-        self._init_processes()
-
-    @property
-    def nodes(self) -> list[str]:
-        return sorted(self.addresses)
 
     def url(self, node: str) -> str:
         return f"http://{self.addresses[node]}:{CLIENT_PORT}"

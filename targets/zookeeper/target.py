@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError, RemoteError
-from harness.remote import LocalFiles, NodeFiles
+from harness.remote import NodeFiles
 from targets.base import OneProcessPerNode
 
 CLIENT_PORT, QUORUM_PORT, ELECTION_PORT = 2181, 2888, 3888
@@ -91,18 +91,10 @@ class ZooKeeperTarget(OneProcessPerNode):
                  read: str = "sync", heap: str = "256m", files: NodeFiles | None = None) -> None:
         if read not in ("sync", "local"):
             raise ConfigError(f"target zookeeper: unknown read mode {read!r}; expected sync or local")
-        self.addresses = dict(addresses)
-        self.data_root = Path(data_root)
-        self.spawn = spawn
-        self.files = files or LocalFiles()
+        self._init_nodes(addresses, data_root, spawn, files)
         self.tick_ms = tick_ms
         self.read = read
         self.heap = heap
-        self._init_processes()
-
-    @property
-    def nodes(self) -> list[str]:
-        return sorted(self.addresses)
 
     def hosts(self, node: str) -> str:
         """The kazoo connect string of one node only: a client never fails over to another server."""
