@@ -68,10 +68,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness.cluster import LocalCluster  # noqa: E402
-from harness.errors import ConfigError  # noqa: E402
-from harness.nodes import local_spawner  # noqa: E402
-from histories.op import Op  # noqa: E402
+from splitbrain.control.local import LocalCluster  # noqa: E402
+from splitbrain.control.errors import ConfigError  # noqa: E402
+from splitbrain.control.spawn import local_spawner  # noqa: E402
+from splitbrain.histories.op import Op  # noqa: E402
 
 FIRST_OP_TIMEOUT_S = 60.0
 CLIENT_TIMEOUT_S = 1.0   # one attempt's timeout: a refused or timed-out attempt is simply tried again
@@ -111,7 +111,7 @@ def local_nodes(run_id: str, n_nodes: int, scratch: Path) -> Iterator[tuple[Any,
 def docker_nodes(run_id: str, n_nodes: int, scratch: Path) -> Iterator[tuple[Any, Any, Path]]:
     """As harness/test.py builds them for ``--remote docker``: the data root is absolute (the node
     resolves it from its own working directory; the scratch dir is mounted at the same path)."""
-    from harness.docker import DockerCluster, docker_spawner
+    from splitbrain.control.docker import DockerCluster, docker_spawner
 
     with DockerCluster(run_id, n_nodes, scratch / "nodes", data_root=scratch / "data") as cluster:
         assert cluster.data_root is not None
@@ -132,8 +132,8 @@ class Built:
 
 def etcd_target(addresses: Mapping[str, str], data_root: Path, spawn: Any) -> Built:
     """A write (etcd's JSON gateway) to the first member."""
-    from targets.etcd.client import RegisterClient
-    from targets.etcd.target import EtcdTarget
+    from splitbrain.targets.etcd.client import RegisterClient
+    from splitbrain.targets.etcd.target import EtcdTarget
 
     target = EtcdTarget(addresses, data_root, spawn)
     client = RegisterClient(target.url(sorted(addresses)[0]), CLIENT_TIMEOUT_S / 2)
@@ -143,8 +143,8 @@ def etcd_target(addresses: Mapping[str, str], data_root: Path, spawn: Any) -> Bu
 
 def zookeeper_target(addresses: Mapping[str, str], data_root: Path, spawn: Any) -> Built:
     """A write through kazoo, a fresh session each attempt, to the first node."""
-    from targets.zookeeper.client import ready_write
-    from targets.zookeeper.target import ZooKeeperTarget
+    from splitbrain.targets.zookeeper.client import ready_write
+    from splitbrain.targets.zookeeper.target import ZooKeeperTarget
 
     logging.getLogger("kazoo").setLevel(logging.ERROR)  # refused connects while the JVMs start: expected
     target = ZooKeeperTarget(addresses, data_root, spawn)
@@ -157,8 +157,8 @@ def lb_target(balancer: str) -> Callable[[Mapping[str, str], Path, Any], Built]:
     connection). Only a 200 from a backend is ok: the balancer's 502/503 while the backends or the Raft
     store come up, or the store's "no leader" refusal, are tried again."""
     def build(addresses: Mapping[str, str], data_root: Path, spawn: Any) -> Built:
-        from targets.lb.client import LbClient
-        from targets.lb.target import LbTarget
+        from splitbrain.targets.lb.client import LbClient
+        from splitbrain.targets.lb.target import LbTarget
 
         target = LbTarget(addresses, data_root, spawn, balancer=balancer, retry="safe")
         client = LbClient(target.url(), CLIENT_TIMEOUT_S, "set")
@@ -222,7 +222,7 @@ SETUPS: list[Setup] = [
 def docker_unavailable() -> str | None:
     """Why Docker rows cannot run here (no docker CLI, no daemon answering, no node image), or None."""
     try:
-        from harness.docker import require_node_image
+        from splitbrain.control.docker import require_node_image
 
         require_node_image()
     except ConfigError as e:

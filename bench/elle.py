@@ -23,8 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from checkers.elle import check_list_append  # noqa: E402
-from checkers.elle.synth import PATTERNS, list_append_history  # noqa: E402
+from splitbrain.checkers.elle import check_list_append  # noqa: E402
+from splitbrain.checkers.elle.synth import PATTERNS, list_append_history  # noqa: E402
 
 
 def _one_run(n: int, injected: bool, seed: int, model: str, out: mp.Queue) -> None:

@@ -21,11 +21,11 @@ from typing import Any
 # This file is named like the harness package: put the project root first, not bench/.
 sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-from harness import interpreter  # noqa: E402
-from harness.generator import Limit, clients  # noqa: E402
-from harness.workloads import RotatingKeys  # noqa: E402
-from histories.jsonl import JsonlWriter  # noqa: E402
-from histories.op import Op  # noqa: E402
+from splitbrain.harness import interpreter  # noqa: E402
+from splitbrain.harness.generator import Limit, clients  # noqa: E402
+from splitbrain.harness.workloads import RotatingKeys  # noqa: E402
+from splitbrain.histories.jsonl import JsonlWriter  # noqa: E402
+from splitbrain.histories.op import Op  # noqa: E402
 
 
 class Nothing:

@@ -20,9 +20,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from checkers.linearizable import check_linearizable  # noqa: E402
-from checkers.models import cas_register, kv, multi_register  # noqa: E402
-from histories.formats import load_history  # noqa: E402
+from splitbrain.checkers.linearizable import check_linearizable  # noqa: E402
+from splitbrain.checkers.models import cas_register, kv, multi_register  # noqa: E402
+from splitbrain.histories.formats import load_history  # noqa: E402
 
 FOLDERS = {
     "porcupine-etcd": lambda: cas_register(None),

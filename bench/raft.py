@@ -29,8 +29,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from targets.raft.client import RaftClient  # noqa: E402
-from targets.raft.server.local_cluster import LocalCluster  # noqa: E402
+from splitbrain.targets.raft.client import RaftClient  # noqa: E402
+from splitbrain.targets.raft.server.local_cluster import LocalCluster  # noqa: E402
 
 
 @dataclass

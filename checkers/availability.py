@@ -6,8 +6,8 @@ Not a correctness property, so always valid; the figures go into the run's resul
 
 from __future__ import annotations
 
-from checkers.result import Result
-from histories.history import History
+from splitbrain.checkers.result import Result
+from splitbrain.histories.history import History
 
 # The op that ends each kind of fault (nemesis/schedule.py); ``heal`` ends them all.
 ENDS = {"start-partition": "stop-partition", "kill": "start", "pause": "resume",

@@ -12,9 +12,9 @@ import itertools
 from collections.abc import Mapping
 from typing import Any
 
-from checkers.result import Result
-from histories.errors import HistoryFormatError
-from histories.history import History, Operation, hashable
+from splitbrain.checkers.result import Result
+from splitbrain.histories.errors import HistoryFormatError
+from splitbrain.histories.history import History, Operation, hashable
 
 MAX_LISTED = 100  # elements/ids listed in details; counts are always complete
 MAX_COUNTER_ERRORS = 10

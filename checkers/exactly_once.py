@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from checkers.basic import MAX_LISTED, check_set
-from checkers.result import Result
-from histories.errors import HistoryFormatError
-from histories.history import History, Operation, hashable
+from splitbrain.checkers.basic import MAX_LISTED, check_set
+from splitbrain.checkers.result import Result
+from splitbrain.histories.errors import HistoryFormatError
+from splitbrain.histories.history import History, Operation, hashable
 
 
 def _ok_reads(history: History, read_f: str) -> list[tuple[Operation, list[Any]]]:

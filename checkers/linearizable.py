@@ -33,8 +33,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from checkers.result import Result, merge_validity
-from histories.history import History, Operation, hashable
+from splitbrain.checkers.result import Result, merge_validity
+from splitbrain.histories.history import History, Operation, hashable
 
 DEFAULT_MAX_CONFIGS = 20_000_000
 _CHECK_EVERY = 1 << 14

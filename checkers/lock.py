@@ -58,9 +58,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from checkers.result import Result, merge_validity
-from histories.errors import HistoryFormatError
-from histories.history import History, Operation, hashable
+from splitbrain.checkers.result import Result, merge_validity
+from splitbrain.histories.errors import HistoryFormatError
+from splitbrain.histories.history import History, Operation, hashable
 
 INF = math.inf
 MAX_REPORTED = 20

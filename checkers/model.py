@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Hashable
 from typing import Any, Protocol, runtime_checkable
 
-from histories.history import History, Operation
+from splitbrain.histories.history import History, Operation
 
 
 @runtime_checkable

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from histories.history import History, Operation, hashable
+from splitbrain.histories.history import History, Operation, hashable
 
 # f names accepted per register-like operation (Jepsen's and Porcupine's spellings).
 _READ = frozenset(("read", "get", "r"))

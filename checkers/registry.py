@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from checkers.result import Result
-from histories.history import History
+from splitbrain.checkers.result import Result
+from splitbrain.histories.history import History
 
 CheckFn = Callable[[History], Result]
 
@@ -19,8 +19,8 @@ CHECKER_NAMES = ("linearizable", "lock", "list-append", "rw-register", "set", "c
 
 def linearizable_checker(model_name: str, initial: Any = None, *, nil_reads: str | None = None,
                          time_limit: float | None = None, max_configs: int | None = None) -> CheckFn:
-    from checkers.linearizable import DEFAULT_MAX_CONFIGS, check_linearizable
-    from checkers.models import model_named
+    from splitbrain.checkers.linearizable import DEFAULT_MAX_CONFIGS, check_linearizable
+    from splitbrain.checkers.models import model_named
 
     model_named(model_name, initial, nil_reads=nil_reads)  # fail early on a bad name or initial value
 
@@ -35,19 +35,19 @@ def linearizable_checker(model_name: str, initial: Any = None, *, nil_reads: str
 def checker_named(name: str, *, consistency_model: str | None = None) -> CheckFn:
     """The checker for a CLI name (not ``linearizable``: that one needs a model, see above)."""
     if name == "lock":
-        from checkers.lock import check_lock
+        from splitbrain.checkers.lock import check_lock
         return check_lock
     if name == "list-append":
-        from checkers.elle import check_list_append
+        from splitbrain.checkers.elle import check_list_append
         if consistency_model:
             return lambda h: check_list_append(h, consistency_model=consistency_model)
         return check_list_append
     if name == "rw-register":
-        from checkers.elle import check_rw_register
+        from splitbrain.checkers.elle import check_rw_register
         if consistency_model:
             return lambda h: check_rw_register(h, consistency_model=consistency_model)
         return check_rw_register
     if name in ("set", "counter", "unique-ids", "stats"):
-        from checkers import basic
+        from splitbrain.checkers import basic
         return getattr(basic, "check_" + name.replace("-", "_"))
     raise ValueError(f"unknown checker {name!r}; expected one of {', '.join(CHECKER_NAMES)}")

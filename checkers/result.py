@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from histories.history import History
+from splitbrain.histories.history import History
 
 Validity = bool | Literal["unknown"]
 

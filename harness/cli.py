@@ -12,9 +12,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from checkers.result import Result, merge_validity
-from harness.errors import ConfigError, RemoteError
-from histories.errors import HistoryFormatError
+from splitbrain.checkers.result import Result, merge_validity
+from splitbrain.control.errors import ConfigError, RemoteError
+from splitbrain.histories.errors import HistoryFormatError
 
 EXIT_VALID, EXIT_INVALID, EXIT_UNKNOWN, EXIT_BAD_INPUT, EXIT_RUN_FAILED = 0, 1, 2, 3, 4
 _EXIT_OF = {True: EXIT_VALID, False: EXIT_INVALID, "unknown": EXIT_UNKNOWN}
@@ -35,7 +35,7 @@ def parse_value(text: str, what: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError:
         pass
-    from histories.edn import parse_edn
+    from splitbrain.histories.edn import parse_edn
 
     try:
         values = [v for v, _ in parse_edn(text, what)]
@@ -49,9 +49,9 @@ def parse_value(text: str, what: str) -> Any:
 # -- check ---------------------------------------------------------------------------------------------
 
 def _add_check(sub: Any) -> None:
-    from checkers.models import MODEL_NAMES
-    from checkers.registry import CHECKER_NAMES
-    from histories.formats import FORMATS
+    from splitbrain.checkers.models import MODEL_NAMES
+    from splitbrain.checkers.registry import CHECKER_NAMES
+    from splitbrain.histories.formats import FORMATS
 
     p = sub.add_parser("check", help="check recorded histories",
                        description="Check histories for linearizability (--model) or with another checker (--checker).")
@@ -73,7 +73,7 @@ def _add_check(sub: Any) -> None:
 
 
 def _check_fn(args: argparse.Namespace) -> Callable[..., Result]:
-    from checkers.registry import checker_named, linearizable_checker
+    from splitbrain.checkers.registry import checker_named, linearizable_checker
 
     checker = args.checker or ("linearizable" if args.model else None)
     if checker is None:
@@ -102,8 +102,8 @@ def _first_line(text: str) -> str:
 
 
 def _run_check(args: argparse.Namespace) -> int:
-    from histories.formats import load_history
-    from histories.history import lift_independent
+    from splitbrain.histories.formats import load_history
+    from splitbrain.histories.history import lift_independent
 
     check = _check_fn(args)
     verdicts: list[Any] = []
@@ -152,13 +152,13 @@ def _json_default(value: Any) -> Any:
 # -- run / analyze / repro / cleanup ------------------------------------------------------------------------
 
 def _add_run(sub: Any) -> None:
-    from harness.workloads import WORKLOADS
+    from splitbrain.harness.workloads import WORKLOADS
 
     p = sub.add_parser("run", help="run a test: a real cluster under faults, then check its history",
                        description="Run a test of a target on local nodes (network namespaces; needs root), on "
                                    "Docker nodes (--remote docker) or on SSH hosts (--remote ssh) under faults, "
                                    "record the history, check it.")
-    from targets.registry import target_names
+    from splitbrain.targets.registry import target_names
 
     p.add_argument("--target", default="raft", choices=target_names())
     p.add_argument("--read", metavar="MODE", help="target option: how reads are made (etcd: linearizable | "
@@ -198,8 +198,8 @@ def _add_run(sub: Any) -> None:
 
 
 def _run_run(args: argparse.Namespace) -> int:
-    from harness.test import Test
-    from nemesis.schedule import parse_kinds
+    from splitbrain.harness.test import Test
+    from splitbrain.nemesis.schedule import parse_kinds
 
     try:
         kinds = parse_kinds(args.nemesis)
@@ -229,13 +229,13 @@ def _ssh_hosts(args: argparse.Namespace) -> tuple[str, ...]:
     """``--ssh-hosts`` as one ``node=host:port`` per node (what test.json stores); ConfigError when malformed."""
     if args.ssh_hosts is None:
         return ()
-    from harness.ssh import parse_ssh_hosts
+    from splitbrain.control.ssh import parse_ssh_hosts
 
     return tuple(str(h) for h in parse_ssh_hosts(args.ssh_hosts))
 
 
 def _run_test(test: Any) -> int:
-    from harness.test import run
+    from splitbrain.harness.test import run
 
     try:
         outcome = run(test)
@@ -256,8 +256,8 @@ def _add_analyze(sub: Any) -> None:
 
 
 def _run_analyze(args: argparse.Namespace) -> int:
-    from harness.store import open_run_dir
-    from harness.test import analyze
+    from splitbrain.harness.store import open_run_dir
+    from splitbrain.harness.test import analyze
 
     outcome = analyze(open_run_dir(args.run_dir))
     label = {True: "VALID", False: "INVALID", "unknown": "UNKNOWN"}[outcome.valid]
@@ -275,8 +275,8 @@ def _add_repro(sub: Any) -> None:
 
 
 def _run_repro(args: argparse.Namespace) -> int:
-    from harness.store import open_run_dir
-    from harness.test import repro_test
+    from splitbrain.harness.store import open_run_dir
+    from splitbrain.harness.test import repro_test
 
     return _run_test(repro_test(open_run_dir(args.run_dir), args.store))
 
@@ -288,13 +288,13 @@ def _add_cleanup(sub: Any) -> None:
 
 
 def _run_cleanup(args: argparse.Namespace) -> int:
-    from harness.cluster import cleanup_run
-    from harness.store import open_run_dir
+    from splitbrain.control.local import cleanup_run
+    from splitbrain.harness.store import open_run_dir
 
     for path in args.run_dirs:
         run_dir = open_run_dir(path)
         if _stored_remote(run_dir) == "docker":
-            from harness.docker import teardown_run
+            from splitbrain.control.docker import teardown_run
 
             removed = teardown_run(run_dir.run_id)
         else:
@@ -325,7 +325,7 @@ def _add_images(sub: Any) -> None:
 
 
 def _run_images(args: argparse.Namespace) -> int:
-    from harness.images import NODE_RECIPE, build_image, built_images
+    from splitbrain.control.images import NODE_RECIPE, build_image, built_images
 
     if args.images_action == "build":
         started = time.monotonic()
@@ -363,7 +363,7 @@ def _add_sim(sub: Any) -> None:
 
 
 def _run_sim(args: argparse.Namespace) -> int:
-    from targets.raft.sim.cli import run_sim_cli
+    from splitbrain.targets.raft.sim.cli import run_sim_cli
 
     code = run_sim_cli(args.seed, args.nodes, args.ops, args.faults, args.bug, args.out,
                        lock_clients=args.lock_clients, concurrency=args.concurrency)

@@ -23,8 +23,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from harness.generator import NEMESIS_THREAD, PENDING, Context, Generator
-from histories.op import Op
+from splitbrain.harness.generator import NEMESIS_THREAD, PENDING, Context, Generator
+from splitbrain.histories.op import Op
 
 log = logging.getLogger("splitbrain.interpreter")
 

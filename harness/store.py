@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.errors import ConfigError
+from splitbrain.control.errors import ConfigError
 
 TEST_FILE, HISTORY_FILE, RESULTS_FILE, LOG_FILE = "test.json", "history.jsonl", "results.json", "harness.log"
 

@@ -23,17 +23,17 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from checkers.result import Result
-from harness import interpreter
-from harness.errors import ConfigError
-from harness.generator import Once, Sleep, Stagger, Timed, TimeLimit, any_, clients, nemesis, phases
-from harness.store import RunDir, attach_log, detach_log, new_run_dir
-from harness.workloads import WORKLOADS, workload_named
-from histories.history import History
-from histories.jsonl import JsonlWriter
-from histories.op import Op
-from nemesis.base import completed
-from nemesis.schedule import FAULT_KINDS, Step, fault_schedule, schedule_json
+from splitbrain.checkers.result import Result
+from splitbrain.harness import interpreter
+from splitbrain.control.errors import ConfigError
+from splitbrain.harness.generator import Once, Sleep, Stagger, Timed, TimeLimit, any_, clients, nemesis, phases
+from splitbrain.harness.store import RunDir, attach_log, detach_log, new_run_dir
+from splitbrain.harness.workloads import WORKLOADS, workload_named
+from splitbrain.histories.history import History
+from splitbrain.histories.jsonl import JsonlWriter
+from splitbrain.histories.op import Op
+from splitbrain.nemesis.base import completed
+from splitbrain.nemesis.schedule import FAULT_KINDS, Step, fault_schedule, schedule_json
 
 log = logging.getLogger("splitbrain.test")
 
@@ -81,7 +81,7 @@ class Test:
         def bad(msg: str) -> ConfigError:
             return ConfigError(msg)
 
-        from targets.registry import target_spec
+        from splitbrain.targets.registry import target_spec
 
         if self.workload not in WORKLOADS:
             raise bad(f"unknown --workload {self.workload!r}; expected one of {', '.join(WORKLOADS)}")
@@ -106,8 +106,8 @@ class Test:
             raise bad("the --ssh-* options go with --remote ssh")
 
     def validate_ssh(self) -> None:
-        from harness.cluster import node_names
-        from harness.ssh import parse_ssh_hosts
+        from splitbrain.control.local import node_names
+        from splitbrain.control.ssh import parse_ssh_hosts
 
         if not self.ssh_hosts:
             raise ConfigError("--remote ssh needs --ssh-hosts node1=HOST[:PORT],node2=HOST[:PORT],...")
@@ -183,20 +183,20 @@ def _schedule(test: Test, nodes: list[str], rng: random.Random) -> list[Step]:
 
 
 def _build_nemesis(test: Test, cluster: Any, target: Any, clock: Any, rng: random.Random) -> Any:
-    from nemesis.base import ComposedNemesis
+    from splitbrain.nemesis.base import ComposedNemesis
 
     parts: list[Any] = []
     remotes = {n: cluster.remote(n) for n in cluster.nodes}
     if "partition" in test.nemesis:
-        from nemesis.partition import PartitionNemesis
+        from splitbrain.nemesis.partition import PartitionNemesis
         parts.append(PartitionNemesis(remotes, cluster.addresses, rng, primaries=target.primaries))
     if "kill" in test.nemesis or "pause" in test.nemesis:
-        from nemesis.process import ProcessNemesis
+        from splitbrain.nemesis.process import ProcessNemesis
         parts.append(ProcessNemesis(target, cluster.nodes, rng))
     if clock is not None:
         parts.append(clock)
     if "packet" in test.nemesis:
-        from nemesis.packet import PacketNemesis
+        from splitbrain.nemesis.packet import PacketNemesis
         parts.append(PacketNemesis(remotes, rng))
     return HealingNemesis(ComposedNemesis(parts))
 
@@ -271,16 +271,16 @@ def run(test: Test, *, console: bool = True, out: Any = None) -> RunOutcome:
     out = out or sys.stdout
     test.validate()
     if test.remote == "local":
-        from harness.cluster import require_root
+        from splitbrain.control.local import require_root
         require_root()
     elif test.remote == "docker":  # refused before the run directory exists, as for local nodes
-        from harness.docker import require_node_image
+        from splitbrain.control.docker import require_node_image
         require_node_image()
     rng = random.Random(test.seed)
     nemesis_rng = random.Random(test.seed * 7919 + 1)
     run_dir = new_run_dir(test.store, test.name)
     handler = attach_log(run_dir)
-    from harness.cluster import node_names
+    from splitbrain.control.local import node_names
 
     steps = _schedule(test, node_names(test.nodes), random.Random(test.seed * 31 + 7))
     test.schedule = schedule_json(steps)
@@ -316,9 +316,9 @@ def run(test: Test, *, console: bool = True, out: Any = None) -> RunOutcome:
         cluster.up()
         clock = None
         if "clock" in test.nemesis:
-            from nemesis.clock import ClockNemesis
+            from splitbrain.nemesis.clock import ClockNemesis
             clock = ClockNemesis()
-        from targets.registry import target_spec
+        from splitbrain.targets.registry import target_spec
 
         spec = target_spec(test.target)
         spawn, files, data_root = _spawner(test, cluster, clock, run_dir)
@@ -361,19 +361,19 @@ def _cluster(test: Test, run_dir: RunDir) -> Any:
     """The run's nodes: namespaces on this machine, containers (--remote docker), or the SSH hosts of
     ``--ssh-hosts``."""
     if test.remote == "docker":
-        from harness.docker import DockerCluster
+        from splitbrain.control.docker import DockerCluster
 
         return DockerCluster(run_dir.run_id, test.nodes, run_dir.nodes_dir, data_root=run_dir.path / "data")
     if test.remote == "ssh":
-        from harness.ssh import SSHCluster, parse_ssh_hosts
-        from nemesis.packet import CHAIN_IN, CHAIN_OUT
-        from nemesis.partition import CHAIN
+        from splitbrain.control.ssh import SSHCluster, parse_ssh_hosts
+        from splitbrain.nemesis.packet import CHAIN_IN, CHAIN_OUT
+        from splitbrain.nemesis.partition import CHAIN
 
         return SSHCluster(run_dir.run_id, parse_ssh_hosts(test.ssh_hosts), log_dir=run_dir.nodes_dir,
                           user=test.ssh_user, key_file=test.ssh_key, known_hosts=test.ssh_known_hosts,
                           accept_unknown_hosts=test.ssh_accept_new, base_dir=test.ssh_dir,
                           iptables_chains=[("INPUT", CHAIN), ("INPUT", CHAIN_IN), ("OUTPUT", CHAIN_OUT)])
-    from harness.cluster import LocalCluster
+    from splitbrain.control.local import LocalCluster
 
     return LocalCluster(run_dir.run_id, test.nodes, log_dir=run_dir.nodes_dir)
 
@@ -383,13 +383,13 @@ def _spawner(test: Test, cluster: Any, clock: Any, run_dir: RunDir) -> tuple[Any
     On SSH hosts the data and the config files stay on the hosts (written through SSH), which must have
     the target's programs (for the Raft store, the lb backends and the clock nemesis: this project and
     its Python too) at the same paths as this machine."""
-    from harness.nodes import local_spawner, ssh_spawner
-    from harness.remote import LocalFiles, RemoteFiles
+    from splitbrain.control.spawn import local_spawner, ssh_spawner
+    from splitbrain.control.remote import LocalFiles, RemoteFiles
 
     if test.remote == "ssh":
         return ssh_spawner(cluster, clock), RemoteFiles(cluster.remote), cluster.data_root
     if test.remote == "docker":
-        from harness.docker import docker_spawner
+        from splitbrain.control.docker import docker_spawner
 
         # Absolute: the node resolves the path from its own working directory, and each node's data
         # directory is mounted in it at the same absolute path (so this machine's writes reach it).
@@ -423,7 +423,7 @@ def _print_verdict(result: Result, run_dir: RunDir, test: Test, out: Any, interr
 
 def analyze(run_dir: RunDir) -> RunOutcome:
     """Check a stored run's history again (with the checkers of its workload)."""
-    from histories.jsonl import read_jsonl
+    from splitbrain.histories.jsonl import read_jsonl
 
     test = Test.from_json(run_dir.read_test())
     history = read_jsonl(str(run_dir.history_file))

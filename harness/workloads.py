@@ -9,9 +9,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from checkers.result import Result, compose
-from harness.generator import Context, Generator, Once, Seq
-from histories.history import History
+from splitbrain.checkers.result import Result, compose
+from splitbrain.harness.generator import Context, Generator, Once, Seq
+from splitbrain.histories.history import History
 
 WORKLOADS = ("register", "lock", "set", "unique-ids")
 
@@ -61,10 +61,10 @@ class RotatingKeys(Generator):
 
 
 def _check_register(history: History) -> Result:
-    from checkers.availability import check_availability
-    from checkers.basic import check_stats
-    from checkers.linearizable import check_linearizable
-    from checkers.models import kv
+    from splitbrain.checkers.availability import check_availability
+    from splitbrain.checkers.basic import check_stats
+    from splitbrain.checkers.linearizable import check_linearizable
+    from splitbrain.checkers.models import kv
 
     return compose({"linearizable": check_linearizable(history, kv(None), time_limit=120),
                     "stats": check_stats(history), "availability": check_availability(history)})
@@ -144,9 +144,9 @@ class LockOps(Generator):
 
 
 def _check_lock(history: History) -> Result:
-    from checkers.availability import check_availability
-    from checkers.basic import check_stats
-    from checkers.lock import check_lock
+    from splitbrain.checkers.availability import check_availability
+    from splitbrain.checkers.basic import check_stats
+    from splitbrain.checkers.lock import check_lock
 
     return compose({"lock": check_lock(history), "stats": check_stats(history),
                     "availability": check_availability(history)})
@@ -181,18 +181,18 @@ def _final_reads() -> Generator:
 
 
 def _check_set(history: History) -> Result:
-    from checkers.availability import check_availability
-    from checkers.basic import check_set, check_stats
-    from checkers.exactly_once import check_applied_once
+    from splitbrain.checkers.availability import check_availability
+    from splitbrain.checkers.basic import check_set, check_stats
+    from splitbrain.checkers.exactly_once import check_applied_once
 
     return compose({"set": check_set(history), "applied-once": check_applied_once(history, "add"),
                     "availability": check_availability(history), "stats": check_stats(history)})
 
 
 def _check_unique_ids(history: History) -> Result:
-    from checkers.availability import check_availability
-    from checkers.basic import check_stats, check_unique_ids
-    from checkers.exactly_once import check_applied_once, check_generated_log
+    from splitbrain.checkers.availability import check_availability
+    from splitbrain.checkers.basic import check_stats, check_unique_ids
+    from splitbrain.checkers.exactly_once import check_applied_once, check_generated_log
 
     return compose({"unique-ids": check_unique_ids(history),
                     "applied-once": check_applied_once(history, "generate"),

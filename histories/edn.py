@@ -27,9 +27,9 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import IO, Any
 
-from histories.errors import HistoryFormatError
-from histories.history import History
-from histories.op import OP_TYPES, Op
+from splitbrain.histories.errors import HistoryFormatError
+from splitbrain.histories.history import History
+from splitbrain.histories.op import OP_TYPES, Op
 
 # -- tokenizer ---------------------------------------------------------------------------------------
 # One alternation, tried in order at each position; group numbers drive the dispatch in _iter_values.

@@ -12,12 +12,12 @@ from collections.abc import Callable, Iterator
 from contextlib import closing
 from typing import Any
 
-from histories.edn import read_edn_history, write_edn_history
-from histories.errors import HistoryFormatError
-from histories.history import History
-from histories.jepsen_log import is_op_line, read_jepsen_log
-from histories.jsonl import read_jsonl, write_jsonl
-from histories.op import Op
+from splitbrain.histories.edn import read_edn_history, write_edn_history
+from splitbrain.histories.errors import HistoryFormatError
+from splitbrain.histories.history import History
+from splitbrain.histories.jepsen_log import is_op_line, read_jepsen_log
+from splitbrain.histories.jsonl import read_jsonl, write_jsonl
+from splitbrain.histories.op import Op
 
 FORMATS = ("jsonl", "edn", "jepsen-log")
 WRITABLE_FORMATS = ("jsonl", "edn")

@@ -6,8 +6,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from histories.errors import HistoryFormatError
-from histories.op import Op
+from splitbrain.histories.errors import HistoryFormatError
+from splitbrain.histories.op import Op
 
 
 @dataclass(frozen=True, slots=True)

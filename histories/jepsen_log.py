@@ -15,10 +15,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from histories.edn import parse_edn_prefix
-from histories.errors import HistoryFormatError
-from histories.history import History
-from histories.op import OP_TYPES, Op
+from splitbrain.histories.edn import parse_edn_prefix
+from splitbrain.histories.errors import HistoryFormatError
+from splitbrain.histories.history import History
+from splitbrain.histories.op import OP_TYPES, Op
 
 # "jepsen.util - " (log4j style) or "jepsen.util: " (logback style), then a process and a :type. A line
 # that gets this far is an op line: anything wrong after it is an error, not other log output.

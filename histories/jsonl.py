@@ -19,9 +19,9 @@ import os
 from collections.abc import Iterator
 from typing import IO, Any
 
-from histories.errors import HistoryFormatError
-from histories.history import History
-from histories.op import OP_TYPES, Op
+from splitbrain.histories.errors import HistoryFormatError
+from splitbrain.histories.history import History
+from splitbrain.histories.op import OP_TYPES, Op
 
 _KNOWN_FIELDS = frozenset(("index", "type", "process", "f", "value", "key", "time", "node", "error"))
 

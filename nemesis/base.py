@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Protocol, runtime_checkable
 
-from histories.op import Op
+from splitbrain.histories.op import Op
 
 
 @runtime_checkable

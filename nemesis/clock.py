@@ -1,7 +1,7 @@
 """Clock faults: bump a node's wall clock, strobe it back and forth, reset it. The host clock is never
 touched.
 
-Each node's processes are started skewable (``nemesis.clockpatch.spawn_skewed``: a patched vDSO, or the
+Each node's processes are started skewable (``control.clockpatch.spawn_skewed``: a patched vDSO, or the
 libfaketime fallback) and registered here; the nemesis keeps one offset per node and writes it into every
 process of that node. A process registered later (a node restarted after a kill) gets the node's current
 offset at once, so a restart does not silently undo a bump.
@@ -27,10 +27,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from harness.errors import ConfigError
-from histories.op import Op
-from nemesis.base import completed
-from nemesis.clockpatch import ClockPatchError
+from splitbrain.control.errors import ConfigError
+from splitbrain.histories.op import Op
+from splitbrain.nemesis.base import completed
+from splitbrain.control.clockpatch import ClockPatchError
 
 log = logging.getLogger(__name__)
 

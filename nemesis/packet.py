@@ -6,7 +6,7 @@ Two mechanisms, chosen per node by probing the kernel:
   hosts usually do. It acts on what the node sends.
 - Without netem (this project's CI kernel has none): loss is an iptables ``statistic`` DROP on INPUT
   (on OUTPUT the sender would get EPERM at once, unlike real loss), and delay is an NFQUEUE on OUTPUT
-  served by a small listener (``python -m nemesis.packet delay ...``, started inside the node) that
+  served by a small listener (``python -m splitbrain.nemesis.packet delay ...``, started inside the node) that
   holds each packet for delay +- jitter before accepting it, so jitter also reorders. If the listener
   dies, ``--queue-bypass`` lets packets through instead of blackholing the node.
 
@@ -31,16 +31,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.errors import RemoteError
-from harness.remote import ProcessHandle, Remote, run_checked
-from histories.op import Op
-from nemesis.base import completed
-from nemesis.process import pick_nodes
+from splitbrain.control.errors import RemoteError
+from splitbrain.control.remote import ProcessHandle, Remote, run_checked
+from splitbrain.control.spawn import node_python
+from splitbrain.histories.op import Op
+from splitbrain.nemesis.base import completed
+from splitbrain.nemesis.process import pick_nodes
 
 START, STOP = "start-packet", "stop-packet"
 CHAIN_IN, CHAIN_OUT = "SB-PACKET-IN", "SB-PACKET-OUT"
 DEFAULT_QUEUE = 23571
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 BIND_WAIT_S = 5.0
 STOP_WAIT_S = 3.0
 COMMAND_TIMEOUT_S = 30.0
@@ -130,14 +130,12 @@ class PacketNemesis:
         *,
         use_netem: bool | None = None,
         iptables: str = "iptables",
-        python: str = sys.executable,
         queue: int = DEFAULT_QUEUE,
     ) -> None:
         self.remotes = dict(remotes)
         self.rng = rng
         self.use_netem = use_netem
         self.iptables = iptables
-        self.python = python
         self.queue = queue
         self.faults: dict[str, PacketFault] = {}
         self.delayers: dict[str, ProcessHandle] = {}
@@ -295,16 +293,15 @@ class PacketNemesis:
 
     def _start_delayer(self, node: str, fault: PacketFault) -> None:
         remote = self.remotes[node]
+        python, python_env = node_python(remote)
         cmd = [
-            self.python, "-m", "nemesis.packet", "delay",
+            python, "-m", "splitbrain.nemesis.packet", "delay",
             "--queue", str(self.queue),
             "--delay-ms", f"{fault.delay_ms:g}",
             "--jitter-ms", f"{fault.jitter_ms:g}",
             "--seed", str(self.rng.randrange(2**32)),
         ]  # fmt: skip
-        # The listener is this project's code: on a node it finds it where the harness does.
-        env = {"PYTHONPATH": str(PROJECT_ROOT)}
-        handle = remote.spawn(cmd, env=env, log="packet-delay.log")
+        handle = remote.spawn(cmd, env=python_env, log="packet-delay.log")
         self.delayers[node] = handle
         deadline = time.monotonic() + BIND_WAIT_S
         while time.monotonic() < deadline:
@@ -464,7 +461,7 @@ def run_delayer(queue: int, delay_ms: float, jitter_ms: float, seed: int) -> Non
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m nemesis.packet")
+    parser = argparse.ArgumentParser(prog="python -m splitbrain.nemesis.packet")
     sub = parser.add_subparsers(dest="command", required=True)
     delay = sub.add_parser("delay", help="hold the packets of an NFQUEUE for a while (run inside a node)")
     delay.add_argument("--queue", type=int, default=DEFAULT_QUEUE)

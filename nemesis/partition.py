@@ -13,10 +13,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from harness.errors import RemoteError
-from harness.remote import Remote, run_checked
-from histories.op import Op
-from nemesis.base import completed
+from splitbrain.control.errors import RemoteError
+from splitbrain.control.remote import Remote, run_checked
+from splitbrain.histories.op import Op
+from splitbrain.nemesis.base import completed
 
 Grudge = dict[str, set[str]]
 

@@ -15,11 +15,11 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from harness.errors import ConfigError, RemoteError
-from harness.remote import ProcessHandle, Remote
-from histories.op import Op
-from nemesis.base import completed
-from targets.base import HasPrimaries, Killable, Pausable
+from splitbrain.control.errors import ConfigError, RemoteError
+from splitbrain.control.remote import ProcessHandle, Remote
+from splitbrain.histories.op import Op
+from splitbrain.nemesis.base import completed
+from splitbrain.control.target import HasPrimaries, Killable, Pausable
 
 KILL, START, PAUSE, RESUME = "kill", "start", "pause", "resume"
 # Node choices an op may name (value), besides an explicit list of nodes.

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.errors import ConfigError
+from splitbrain.control.errors import ConfigError
 
 # spawn(node, argv, env, log_name) -> process handle (kill/pause/resume/alive/wait); see harness/nodes.py
 Spawner = Callable[..., Any]
@@ -44,12 +44,12 @@ class TargetSpec:
 
 def _raft() -> TargetSpec:
     def build(test: Any, addresses: Mapping[str, str], spawn: Spawner, data_root: Path, files: Any) -> Any:
-        from targets.raft.target import RaftTarget
+        from splitbrain.targets.raft.target import RaftTarget
 
         return RaftTarget(addresses, data_root, spawn, bugs=test.bugs, seed=test.seed, files=files)
 
     def client(test: Any, target: Any, node: str) -> Any:
-        from targets.raft.workloads import LockClient, RegisterClient
+        from splitbrain.targets.raft.workloads import LockClient, RegisterClient
 
         cls = RegisterClient if test.workload == "register" else LockClient
         return cls(target.url(node), test.client_timeout_s)
@@ -61,9 +61,9 @@ def _raft() -> TargetSpec:
 # target's dependencies matter only to runs of that target).
 _SPECS: dict[str, Callable[[], TargetSpec] | str] = {
     "raft": _raft,
-    "etcd": "targets.etcd.spec",
-    "zookeeper": "targets.zookeeper.spec",
-    "lb": "targets.lb.spec",
+    "etcd": "splitbrain.targets.etcd.spec",
+    "zookeeper": "splitbrain.targets.zookeeper.spec",
+    "lb": "splitbrain.targets.lb.spec",
 }
 
 

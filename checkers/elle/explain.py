@@ -8,8 +8,8 @@ import re
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from checkers.elle.graph import KIND_NAMES, PROCESS, REALTIME, Cycle
-from checkers.elle.txn import Txn
+from splitbrain.checkers.elle.graph import KIND_NAMES, PROCESS, REALTIME, Cycle
+from splitbrain.checkers.elle.txn import Txn
 
 
 class EdgeExplainer(Protocol):

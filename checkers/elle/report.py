@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from checkers.elle.consistency import anomaly_order, forbidden_anomalies, impossible_models, weakest_models
-from checkers.elle.explain import EdgeExplainer, cycle_dot, cycle_text, step_reasons, txn_names
-from checkers.elle.graph import KIND_NAMES, Cycle, SearchOutcome
-from checkers.elle.txn import Txn
-from checkers.result import Result
+from splitbrain.checkers.elle.consistency import anomaly_order, forbidden_anomalies, impossible_models, weakest_models
+from splitbrain.checkers.elle.explain import EdgeExplainer, cycle_dot, cycle_text, step_reasons, txn_names
+from splitbrain.checkers.elle.graph import KIND_NAMES, Cycle, SearchOutcome
+from splitbrain.checkers.elle.txn import Txn
+from splitbrain.checkers.result import Result
 
 # The text explanation shows this many examples of one anomaly type; details keep up to KEPT_PER_TYPE.
 EXPLAINED_PER_TYPE = 5

@@ -24,13 +24,13 @@ from typing import Any
 
 import networkx as nx
 
-from checkers.elle.consistency import NEEDS_PROCESS, NEEDS_REALTIME, canonical_model
-from checkers.elle.explain import write_cycle_dots
-from checkers.elle.graph import PROCESS, REALTIME, RW, WR, WW, DependencyGraph, find_cycles, gc_paused
-from checkers.elle.report import assemble, op_ref
-from checkers.elle.txn import Txn, process_order, realtime_order, transactions
-from checkers.result import Result
-from histories.history import History, hashable
+from splitbrain.checkers.elle.consistency import NEEDS_PROCESS, NEEDS_REALTIME, canonical_model
+from splitbrain.checkers.elle.explain import write_cycle_dots
+from splitbrain.checkers.elle.graph import PROCESS, REALTIME, RW, WR, WW, DependencyGraph, find_cycles, gc_paused
+from splitbrain.checkers.elle.report import assemble, op_ref
+from splitbrain.checkers.elle.txn import Txn, process_order, realtime_order, transactions
+from splitbrain.checkers.result import Result
+from splitbrain.histories.history import History, hashable
 
 DEFAULT_MODEL = "strict-serializable"  # Elle's default
 INIT: Any = None  # the initial version of every key

@@ -16,8 +16,8 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from histories.history import History
-from histories.op import Op
+from splitbrain.histories.history import History
+from splitbrain.histories.op import Op
 
 Mop = list[Any]
 

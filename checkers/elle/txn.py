@@ -6,8 +6,8 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from histories.errors import HistoryFormatError
-from histories.history import History, Operation, hashable
+from splitbrain.histories.errors import HistoryFormatError
+from splitbrain.histories.history import History, Operation, hashable
 
 MicroOp = tuple[str, Any, Any]
 _PLAIN = (int, str)  # key types that are hashable as they are (the common case, kept fast)

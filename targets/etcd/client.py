@@ -53,7 +53,7 @@ from typing import Any, Literal
 
 import httpx
 
-from histories.op import Op
+from splitbrain.histories.op import Op
 
 Status = Literal["ok", "fail", "info"]
 

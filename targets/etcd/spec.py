@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.errors import ConfigError
-from targets.registry import Spawner, TargetSpec
+from splitbrain.control.errors import ConfigError
+from splitbrain.targets.registry import Spawner, TargetSpec
 
 READ_MODES = ("linearizable", "serializable")
 
@@ -32,14 +32,14 @@ class EtcdSpec(TargetSpec):
 
 
 def _build(test: Any, addresses: Mapping[str, str], spawn: Spawner, data_root: Path, files: Any) -> Any:
-    from targets.etcd.target import EtcdTarget
+    from splitbrain.targets.etcd.target import EtcdTarget
 
     return EtcdTarget(addresses, data_root, spawn, read=read_mode(test), cluster_token=f"splitbrain-{test.seed}",
                       files=files)
 
 
 def _client(test: Any, target: Any, node: str) -> Any:
-    from targets.etcd.client import LockClient, RegisterClient
+    from splitbrain.targets.etcd.client import LockClient, RegisterClient
 
     if test.workload == "register":
         return RegisterClient(target.url(node), test.client_timeout_s, serializable=target.read == "serializable")

@@ -16,9 +16,9 @@ from typing import Any
 
 import httpx
 
-from harness.errors import RemoteError
-from harness.remote import NodeFiles
-from targets.base import OneProcessPerNode
+from splitbrain.control.errors import RemoteError
+from splitbrain.control.remote import NodeFiles
+from splitbrain.control.target import OneProcessPerNode
 
 log = logging.getLogger("splitbrain.targets.etcd")
 

@@ -16,7 +16,7 @@ verdict: 200 = applied; 503 ``{"error", "definite": true}`` = certainly not appl
 "definite": false}`` = may have been applied (the store's answer was lost, or /generate applied its append
 and then could not read the position back).
 
-Usage: python -m targets.lb.backend --listen HOST:PORT --store http://HOST:PORT
+Usage: python -m splitbrain.targets.lb.backend --listen HOST:PORT --store http://HOST:PORT
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from contextlib import closing
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from targets.raft.client import Outcome, RaftClient
+from splitbrain.targets.raft.client import Outcome, RaftClient
 
 SET_KEY, GENERATED_KEY = "set", "generated"
 POST_FIELDS = {"/add": ("value",), "/generate": ("request",), "/kv/get": ("key",), "/kv/put": ("key", "value"),
@@ -170,7 +170,7 @@ def _address(text: str) -> tuple[str, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m targets.lb.backend", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m splitbrain.targets.lb.backend", description=__doc__.split("\n")[0])
     parser.add_argument("--listen", type=_address, required=True, help="HOST:PORT to serve on")
     parser.add_argument("--store", required=True, help="the Raft store's client URL, http://HOST:PORT")
     args = parser.parse_args(argv)

@@ -25,7 +25,7 @@ import json
 from typing import Any
 from urllib.parse import urlsplit
 
-from histories.op import Op
+from splitbrain.histories.op import Op
 
 READ_PATHS = {"set": "/read", "unique-ids": "/generated"}
 

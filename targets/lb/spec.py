@@ -12,14 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from targets.registry import Spawner, TargetSpec
+from splitbrain.targets.registry import Spawner, TargetSpec
 
 
 @dataclass(frozen=True)
 class LbSpec(TargetSpec):
     def validate(self, test: Any) -> None:
         """The option values too, before any node is up."""
-        from targets.lb.target import lb_options
+        from splitbrain.targets.lb.target import lb_options
 
         super().validate(test)
         lb_options(test.target_opts)
@@ -27,7 +27,7 @@ class LbSpec(TargetSpec):
 
 def spec() -> TargetSpec:
     def build(test: Any, addresses: Mapping[str, str], spawn: Spawner, data_root: Path, files: Any) -> Any:
-        from targets.lb.target import LbTarget, lb_options
+        from splitbrain.targets.lb.target import LbTarget, lb_options
 
         balancer, retry = lb_options(test.target_opts)
         return LbTarget(addresses, data_root, spawn, balancer=balancer, retry=retry, seed=test.seed,
@@ -35,10 +35,10 @@ def spec() -> TargetSpec:
 
     def client(test: Any, target: Any, node: str) -> Any:
         if test.workload == "register":  # the backends pass the Raft store's own kv API through
-            from targets.raft.workloads import RegisterClient
+            from splitbrain.targets.raft.workloads import RegisterClient
 
             return RegisterClient(target.url(), test.client_timeout_s)
-        from targets.lb.client import LbClient
+        from splitbrain.targets.lb.client import LbClient
 
         return LbClient(target.url(), test.client_timeout_s, test.workload)
 

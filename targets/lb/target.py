@@ -21,11 +21,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from harness.errors import ConfigError, RemoteError
-from harness.remote import NodeFiles
-from targets.base import OneProcessPerNode
-from targets.lb.configs import BALANCERS, RETRY_POLICIES, haproxy_config, nginx_config
-from targets.raft.target import PROJECT_ROOT, RaftTarget
+from splitbrain.control.errors import ConfigError, RemoteError
+from splitbrain.control.remote import NodeFiles
+from splitbrain.control.target import OneProcessPerNode
+from splitbrain.targets.lb.configs import BALANCERS, RETRY_POLICIES, haproxy_config, nginx_config
+from splitbrain.targets.raft.target import RaftTarget
 
 log = logging.getLogger("splitbrain.targets.lb")
 
@@ -95,13 +95,11 @@ class LbTarget(OneProcessPerNode):
         return [BINARIES["haproxy"], "-f", config, "-db"]
 
     def backend_command(self, node: str) -> list[str]:
-        return [sys.executable, "-m", "targets.lb.backend", "--listen", self.backend_address(node),
+        return [sys.executable, "-m", "splitbrain.targets.lb.backend", "--listen", self.backend_address(node),
                 "--store", self.store.url(node)]
 
     def _env(self) -> dict[str, str]:
-        path = os.environ.get("PYTHONPATH", "")
-        return {"PYTHONPATH": f"{PROJECT_ROOT}{os.pathsep}{path}" if path else str(PROJECT_ROOT),
-                "PYTHONUNBUFFERED": "1"}
+        return {"PYTHONUNBUFFERED": "1"}
 
     def launch(self, node: str) -> tuple[list[str], dict[str, str], str | None]:
         """The node's own process: the balancer on the first node, a backend on the others."""

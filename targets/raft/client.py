@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from targets.raft.server.http_api import OPERATIONS
+from splitbrain.targets.raft.server.http_api import OPERATIONS
 
 Status = Literal["ok", "fail", "info"]
 

@@ -14,16 +14,15 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.errors import ConfigError, RemoteError
-from harness.remote import NodeFiles
-from targets.base import OneProcessPerNode
-from targets.raft.client import RaftClient
-from targets.raft.core import BUGS
+from splitbrain.control.errors import ConfigError, RemoteError
+from splitbrain.control.remote import NodeFiles
+from splitbrain.control.target import OneProcessPerNode
+from splitbrain.targets.raft.client import RaftClient
+from splitbrain.targets.raft.core import BUGS
 
 log = logging.getLogger("splitbrain.targets.raft")
 
 PEER_PORT, CLIENT_PORT = 7000, 8000
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 # Spawns a command on a node and returns a process handle (kill/pause/resume/alive/wait).
 Spawner = Callable[[str, Sequence[str], Mapping[str, str]], Any]
@@ -51,7 +50,7 @@ class RaftTarget(OneProcessPerNode):
     def command(self, node: str) -> list[str]:
         peers = ",".join(f"{n}={a}:{PEER_PORT}" for n, a in sorted(self.addresses.items()))
         addr = self.addresses[node]
-        argv = [sys.executable, "-m", "targets.raft.server", "--id", node, "--listen", f"{addr}:{PEER_PORT}",
+        argv = [sys.executable, "-m", "splitbrain.targets.raft.server", "--id", node, "--listen", f"{addr}:{PEER_PORT}",
                 "--client-listen", f"{addr}:{CLIENT_PORT}", "--peers", peers,
                 "--data-dir", str(self.data_root / node), "--seed", str(self.seed * 1000 + self.nodes.index(node)),
                 "--tick-ms", str(self.tick_ms), "--election-ticks", str(self.election_ticks),
@@ -61,9 +60,7 @@ class RaftTarget(OneProcessPerNode):
         return argv
 
     def _env(self) -> dict[str, str]:
-        path = os.environ.get("PYTHONPATH", "")
-        return {"PYTHONPATH": f"{PROJECT_ROOT}{os.pathsep}{path}" if path else str(PROJECT_ROOT),
-                "PYTHONUNBUFFERED": "1"}
+        return {"PYTHONUNBUFFERED": "1"}
 
     # -- Target ----------------------------------------------------------------------------------------
     def setup(self, test: Any, node: str) -> None:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from histories.op import Op
-from targets.raft.client import Outcome, RaftClient
+from splitbrain.histories.op import Op
+from splitbrain.targets.raft.client import Outcome, RaftClient
 
 
 def _completion(op: Op, outcome: Outcome, value: Any = None) -> Op:

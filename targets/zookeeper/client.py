@@ -65,7 +65,7 @@ from kazoo.exceptions import (
 from kazoo.recipe.lock import Lock
 from kazoo.retry import KazooRetry
 
-from histories.op import Op
+from splitbrain.histories.op import Op
 
 ROOT = "/splitbrain"
 REGISTER_ROOT, LOCK_ROOT, FENCED_ROOT = f"{ROOT}/register", f"{ROOT}/locks", f"{ROOT}/fenced"

@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from harness.errors import ConfigError
-from targets.registry import Spawner, TargetSpec
+from splitbrain.control.errors import ConfigError
+from splitbrain.targets.registry import Spawner, TargetSpec
 
 READ_MODES = ("sync", "local")
 
@@ -37,14 +37,14 @@ def tick_ms(test: Any) -> int:
 
 
 def build(test: Any, addresses: Mapping[str, str], spawn: Spawner, data_root: Path, files: Any) -> Any:
-    from targets.zookeeper.target import ZooKeeperTarget
+    from splitbrain.targets.zookeeper.target import ZooKeeperTarget
 
     return ZooKeeperTarget(addresses, data_root, spawn, tick_ms=tick_ms(test), read=read_mode(test),
                            files=files)
 
 
 def client(test: Any, target: Any, node: str) -> Any:
-    from targets.zookeeper.client import LockClient, RegisterClient
+    from splitbrain.targets.zookeeper.client import LockClient, RegisterClient
 
     if test.workload == "register":
         return RegisterClient(target.hosts(node), test.client_timeout_s, read=target.read)

@@ -20,9 +20,9 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.errors import ConfigError, RemoteError
-from harness.remote import NodeFiles
-from targets.base import OneProcessPerNode
+from splitbrain.control.errors import ConfigError, RemoteError
+from splitbrain.control.remote import NodeFiles
+from splitbrain.control.target import OneProcessPerNode
 
 CLIENT_PORT, QUORUM_PORT, ELECTION_PORT = 2181, 2888, 3888
 JARS = ("/usr/share/java/zookeeper.jar", "/usr/share/java/slf4j-log4j12.jar", "/usr/share/java/log4j-1.2.jar")
@@ -131,7 +131,7 @@ class ZooKeeperTarget(OneProcessPerNode):
 
     def wait_ready(self, test: Any, timeout_s: float = 30.0) -> None:
         """Until one node leads, every other follows, and a write through every node succeeds."""
-        from targets.zookeeper.client import ready_write
+        from splitbrain.targets.zookeeper.client import ready_write
 
         deadline = time.monotonic() + timeout_s
         last = "no answer"

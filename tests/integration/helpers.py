@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import pytest
 
-from harness.remote import LocalRemote
+from splitbrain.control.remote import LocalRemote
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="local nodes need root")
 

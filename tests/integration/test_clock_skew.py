@@ -25,10 +25,10 @@ from pathlib import Path
 
 import pytest
 
-from histories.op import Op
-from nemesis import clockpatch
-from nemesis.clock import BUMP, ClockNemesis
-from nemesis.clockpatch import ClockPatchError, SkewedProcess
+from splitbrain.histories.op import Op
+from splitbrain.control import clockpatch
+from splitbrain.nemesis.clock import BUMP, ClockNemesis
+from splitbrain.control.clockpatch import ClockPatchError, SkewedProcess
 
 pytestmark = [
     pytest.mark.integration,

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
-from harness.docker import PROJECT_ROOT, DockerCluster, container_state, run_resources
-from harness.errors import ConfigError
-from harness.images import NODE_RECIPE, build_image, built_images, mirror_from_sources
+from splitbrain.harness.cli import main
+from splitbrain.control.docker import NODE_IMPORT_ROOT, DockerCluster, container_state, run_resources
+from splitbrain.control.errors import ConfigError
+from splitbrain.control.images import NODE_RECIPE, build_image, built_images, mirror_from_sources
 from tests.integration.helpers import needs_docker
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
@@ -94,9 +94,11 @@ def test_containers_are_confined_and_the_host_reaches_them(cluster: DockerCluste
         assert info["Config"]["Cmd"] == ["sleep", "infinity"]
         assert info["NetworkSettings"]["Networks"][cluster.network]["IPAddress"] == cluster.addresses[node]
     remote = cluster.remote("node1")
-    # The project is there, read-only; iptables works (NET_ADMIN).
-    assert remote.exec(["test", "-f", str(PROJECT_ROOT / "pyproject.toml")]).ok
-    assert not remote.exec(["touch", str(PROJECT_ROOT / "written-from-a-node")]).ok
+    # splitbrain is there, read-only, and the node's Python imports it; iptables works (NET_ADMIN).
+    assert remote.exec(["test", "-f", f"{NODE_IMPORT_ROOT}/splitbrain/harness/cli.py"]).ok
+    assert not remote.exec(["touch", f"{NODE_IMPORT_ROOT}/splitbrain/written-from-a-node"]).ok
+    assert remote.exec(["env", *(f"{k}={v}" for k, v in remote.python_env.items()), remote.python, "-c",
+                        "import splitbrain.control.clockpatch"]).ok
     assert remote.exec(["iptables", "-w", "-L", "INPUT"]).ok
     # The nodes reach each other, and the host reaches a server in a node.
     assert remote.exec(["python3", "-c", "import socket,sys; socket.create_connection((sys.argv[1], 9), 2)",
@@ -140,7 +142,7 @@ def test_down_is_idempotent(cluster: DockerCluster) -> None:
 @needs_docker
 @pytest.mark.timeout(120)
 def test_cleanup_removes_what_a_killed_run_left(tmp_path: Path, node_image: str) -> None:
-    from harness.store import RunDir
+    from splitbrain.harness.store import RunDir
 
     run_dir = tmp_path / "raft-register" / "20260101T000000.000"
     run_dir.mkdir(parents=True)
@@ -160,7 +162,7 @@ def test_cleanup_removes_what_a_killed_run_left(tmp_path: Path, node_image: str)
 # -- runs ---------------------------------------------------------------------------------------------
 
 def docker_test(store: Path, seed: int, bugs: tuple[str, ...] = ()):
-    from harness.test import Test
+    from splitbrain.harness.test import Test
 
     return Test(remote="docker", nodes=3, nemesis=("partition", "kill", "pause"), time_limit=10,
                 nemesis_interval=2.0, seed=seed, bugs=bugs, store=str(store), rate=100)
@@ -172,8 +174,8 @@ def docker_test(store: Path, seed: int, bugs: tuple[str, ...] = ()):
 @pytest.mark.timeout(240)
 def test_raft_store_on_docker_nodes_is_valid_under_faults(tmp_path: Path, node_image: str,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    from harness.store import RunDir
-    from harness.test import run
+    from splitbrain.harness.store import RunDir
+    from splitbrain.harness.test import run
 
     monkeypatch.chdir(tmp_path)  # a relative --store, as on the command line: data must still land in it
     outcome = run(docker_test(Path("runs"), 1), console=False)
@@ -191,8 +193,8 @@ def test_raft_store_on_docker_nodes_is_valid_under_faults(tmp_path: Path, node_i
 @needs_docker
 @pytest.mark.timeout(600)
 def test_stale_read_bug_is_caught_on_docker_nodes(tmp_path: Path, node_image: str) -> None:
-    from harness.store import RunDir
-    from harness.test import run
+    from splitbrain.harness.store import RunDir
+    from splitbrain.harness.test import run
 
     verdicts = []
     for seed in (1, 2, 3, 4):  # caught on the first seed in every try here; four bound the time
@@ -235,8 +237,8 @@ def lease_schedule(with_clock: bool) -> list[dict]:
 def test_clock_skew_reaches_the_store_on_docker_nodes(tmp_path: Path, node_image: str) -> None:
     """--bug lease-read (leader leases on the wall clock) is caught when the clocks of the processes in
     the containers step back: the skew really reaches them (vDSO patch made inside the node)."""
-    from harness.store import RunDir
-    from harness.test import run
+    from splitbrain.harness.store import RunDir
+    from splitbrain.harness.test import run
 
     verdicts = []
     for seed in range(1, 9):  # caught on 5 of seeds 1-8 when measured

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import test as harness_test
-from harness.cluster import leftover_runs
-from harness.test import RunOutcome
+from splitbrain.harness import test as harness_test
+from splitbrain.control.local import leftover_runs
+from splitbrain.harness.test import RunOutcome
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(os.geteuid() != 0, reason="local nodes need root (network namespaces)"),
@@ -107,9 +107,9 @@ def test_lock_is_safe_under_every_fault_but_clock(tmp_path: Path) -> None:
 def test_kill_start_and_primaries_act_on_the_members(tmp_path: Path) -> None:
     """The target on its own: the leader named by primaries() is killed, another member takes over,
     and the killed member restarts from its data directory and serves again."""
-    from harness.cluster import LocalCluster
-    from harness.nodes import local_spawner
-    from targets.etcd.target import EtcdTarget
+    from splitbrain.control.local import LocalCluster
+    from splitbrain.control.spawn import local_spawner
+    from splitbrain.targets.etcd.target import EtcdTarget
 
     run_id = f"etcdkill-{os.getpid()}"
     with LocalCluster(run_id, NODES, log_dir=tmp_path / "nodes") as cluster:

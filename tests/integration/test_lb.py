@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
-from harness.cluster import leftover_runs
-from harness.store import RunDir
-from harness.test import RunOutcome
+from splitbrain.harness.cli import main
+from splitbrain.control.local import leftover_runs
+from splitbrain.harness.store import RunDir
+from splitbrain.harness.test import RunOutcome
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(os.geteuid() != 0, reason="local nodes need root (network namespaces)")]
@@ -37,7 +37,7 @@ def backend_faults(time_limit: float) -> list[dict]:
 
 
 def run_lb(store: Path, balancer: str, retry: str, workload: str, seed: int) -> RunOutcome:
-    from harness.test import Test, run  # here, so pytest does not mistake the Test dataclass for tests
+    from splitbrain.harness.test import Test, run  # here, so pytest does not mistake the Test dataclass for tests
 
     test = Test(target="lb", workload=workload, nemesis=("kill", "pause"), nodes=4, time_limit=8, seed=seed,
                 store=str(store), schedule=backend_faults(8), rate=100, concurrency=10,

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import cluster as cluster_module
-from harness.cluster import LocalCluster, cleanup_run, host_ifname, leftover_runs, run_cgroup
-from harness.errors import ConfigError, RemoteError
-from harness.remote import LocalRemote, run_checked
+from splitbrain.control import local as cluster_module
+from splitbrain.control.local import LocalCluster, cleanup_run, host_ifname, leftover_runs, run_cgroup
+from splitbrain.control.errors import ConfigError, RemoteError
+from splitbrain.control.remote import LocalRemote, run_checked
 from tests.integration.helpers import (
     ECHO_CLIENT,
     ECHO_PORT,

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.cluster import LocalCluster
-from harness.remote import ExecResult
-from histories.op import Op
-from nemesis.base import ComposedNemesis
-from nemesis.packet import (
+from splitbrain.control.local import LocalCluster
+from splitbrain.control.remote import ExecResult
+from splitbrain.histories.op import Op
+from splitbrain.nemesis.base import ComposedNemesis
+from splitbrain.nemesis.packet import (
     PacketFault,
     PacketNemesis,
     delay_rules,
@@ -29,8 +29,8 @@ from nemesis.packet import (
     parse_messages,
     verdict_message,
 )
-from nemesis.partition import PartitionNemesis
-from nemesis.process import NodeProcesses, ProcessNemesis
+from splitbrain.nemesis.partition import PartitionNemesis
+from splitbrain.nemesis.process import NodeProcesses, ProcessNemesis
 from tests.integration.helpers import (
     ECHO_PORT,
     ECHO_SERVER,

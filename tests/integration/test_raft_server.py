@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from checkers.linearizable import check_linearizable
-from checkers.models import kv
-from histories.history import History
-from histories.op import Op
-from targets.raft.client import RaftClient
-from targets.raft.server.local_cluster import LocalCluster, free_port
-from targets.raft.server.storage import WAL_FILE
+from splitbrain.checkers.linearizable import check_linearizable
+from splitbrain.checkers.models import kv
+from splitbrain.histories.history import History
+from splitbrain.histories.op import Op
+from splitbrain.targets.raft.client import RaftClient
+from splitbrain.targets.raft.server.local_cluster import LocalCluster, free_port
+from splitbrain.targets.raft.server.storage import WAL_FILE
 
 pytestmark = pytest.mark.integration
 
@@ -265,7 +265,7 @@ def test_a_client_of_a_dead_node_records_fail_not_ok(tmp_path: Path) -> None:
 
 
 def run_server(args: list[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "targets.raft.server", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "splitbrain.targets.raft.server", *args], capture_output=True, text=True,
                           timeout=30)
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
-from harness.cluster import leftover_runs
+from splitbrain.harness.cli import main
+from splitbrain.control.local import leftover_runs
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(os.geteuid() != 0, reason="local nodes need root (network namespaces)")]
@@ -31,7 +31,7 @@ def splitbrain_run(store: Path, *args: str) -> tuple[int, dict, Path]:
 
 
 def assert_nothing_left(run_dir: Path) -> None:
-    from harness.store import RunDir
+    from splitbrain.harness.store import RunDir
 
     run_id = RunDir(run_dir).run_id
     assert run_id not in leftover_runs(), f"run {run_id} left namespaces or cgroups"
@@ -62,7 +62,7 @@ def test_correct_store_is_valid_under_every_fault(tmp_path: Path, workload: str)
 # Each deliberate bug, with the faults that expose it, caught within a bounded number of seeds.
 def run_schedule(store: Path, schedule: list[dict], seed: int, bugs: tuple[str, ...], nemesis: tuple[str, ...],
                  time_limit: float = 9.0, workload: str = "register", concurrency: int = 10, nodes: int = 5):
-    from harness.test import Test, run
+    from splitbrain.harness.test import Test, run
 
     test = Test(workload=workload, nemesis=nemesis, nodes=nodes, time_limit=time_limit, seed=seed, bugs=bugs,
                 store=str(store), schedule=schedule, rate=150, concurrency=concurrency)
@@ -182,7 +182,7 @@ def test_no_fencing_is_caught_when_a_holder_is_cut_off(tmp_path: Path) -> None:
 @pytest.mark.timeout(120)
 def test_interrupted_run_heals_records_and_leaves_nothing(tmp_path: Path) -> None:
     """Ctrl-C at a random (seeded) moment: the run heals, checks what it recorded, and cleans up."""
-    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", "--store", str(tmp_path), *SHORT,
+    proc = subprocess.Popen([sys.executable, "-m", "splitbrain.harness.cli", "run", "--store", str(tmp_path), *SHORT,
                              "--nemesis", "all", "--seed", "5"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     time.sleep(random.Random(5).uniform(3.0, 7.0))
@@ -200,7 +200,7 @@ def test_interrupted_run_heals_records_and_leaves_nothing(tmp_path: Path) -> Non
 
 @pytest.mark.timeout(120)
 def test_killed_harness_loses_no_op_and_cleanup_removes_what_it_left(tmp_path: Path) -> None:
-    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", "--store", str(tmp_path), *SHORT,
+    proc = subprocess.Popen([sys.executable, "-m", "splitbrain.harness.cli", "run", "--store", str(tmp_path), *SHORT,
                              "--nemesis", "partition", "--seed", "6"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     run_dir = None
@@ -214,7 +214,7 @@ def test_killed_harness_loses_no_op_and_cleanup_removes_what_it_left(tmp_path: P
     proc.kill()
     proc.wait(timeout=30)
     assert run_dir is not None, "the run never recorded anything"
-    from histories.jsonl import read_jsonl
+    from splitbrain.histories.jsonl import read_jsonl
 
     history = read_jsonl(str(run_dir / "history.jsonl"))  # every line written is whole and pairs up
     assert len(history) > 10

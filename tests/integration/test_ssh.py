@@ -25,9 +25,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.cluster import LocalCluster, leftover_runs
-from harness.errors import ConfigError, RemoteError
-from harness.ssh import SSHRemote, parse_ssh_hosts
+from splitbrain.control.local import LocalCluster, leftover_runs
+from splitbrain.control.errors import ConfigError, RemoteError
+from splitbrain.control.ssh import SSHRemote, parse_ssh_hosts
 from tests.integration.helpers import wait_for
 
 pytestmark = [
@@ -358,7 +358,7 @@ def test_ssh_hosts_option_is_parsed_or_refused_in_one_line() -> None:
 
 def _run_over_ssh(nodes: SSHNodes, store: Path, *args: str,
                   accept_new: bool = True) -> tuple[subprocess.CompletedProcess[str], Path]:
-    cmd = [sys.executable, "-m", "harness.cli", "run", "--remote", "ssh", "--ssh-hosts", nodes.hosts_option,
+    cmd = [sys.executable, "-m", "splitbrain.harness.cli", "run", "--remote", "ssh", "--ssh-hosts", nodes.hosts_option,
            "--ssh-key", str(nodes.key_file), "--ssh-dir", str(nodes.host_dir), "--store", str(store), "--time-limit", "6",
            "--nemesis-interval", "1.5", "--rate", "80", "--recovery", "1.5", *args]
     if accept_new:
@@ -371,7 +371,7 @@ def _run_over_ssh(nodes: SSHNodes, store: Path, *args: str,
 
 
 def _assert_nothing_left_on_the_hosts(nodes: SSHNodes, run_dir: Path) -> None:
-    from harness.store import RunDir
+    from splitbrain.harness.store import RunDir
 
     assert wait_for(lambda: not _processes_besides_sshd(nodes), timeout=10), _processes_besides_sshd(nodes)
     root = f"{nodes.host_dir}/splitbrain-{RunDir(run_dir).run_id}"
@@ -410,7 +410,7 @@ def test_a_whole_run_over_ssh_is_valid_and_leaves_nothing(ssh_nodes: SSHNodes, t
     for node in ssh_nodes.cluster.nodes:  # each server's log, downloaded from its host
         assert (run_dir / "nodes" / node / "server.log").stat().st_size > 0
     _assert_nothing_left_on_the_hosts(ssh_nodes, run_dir)
-    from harness.store import RunDir
+    from splitbrain.harness.store import RunDir
 
     assert RunDir(run_dir).run_id not in leftover_runs()  # an SSH run makes no local nodes of its own
 
@@ -422,8 +422,8 @@ CLOCK_PRINTER = "import time\nwhile True:\n    print(time.time_ns(), time.monoto
 @pytest.mark.timeout(60)
 def test_the_clock_nemesis_skews_a_process_on_an_ssh_host(ssh_nodes: SSHNodes, tmp_path: Path) -> None:
     """Started through the skew launcher on the host; each offset written over SSH; reset heals it."""
-    from harness.nodes import ssh_spawner
-    from nemesis.clock import ClockNemesis
+    from splitbrain.control.spawn import ssh_spawner
+    from splitbrain.nemesis.clock import ClockNemesis
 
     remote = ssh_nodes.remote("node2", work_dir=f"{ssh_nodes.host_dir}/clock-test")
 
@@ -487,7 +487,7 @@ def test_stale_read_bug_is_caught_over_ssh(ssh_nodes: SSHNodes, tmp_path: Path) 
 @pytest.mark.timeout(120)
 def test_an_interrupted_run_over_ssh_heals_and_leaves_nothing(ssh_nodes: SSHNodes, tmp_path: Path) -> None:
     store = tmp_path / "runs"
-    cmd = [sys.executable, "-m", "harness.cli", "run", "--remote", "ssh", "--ssh-hosts", ssh_nodes.hosts_option,
+    cmd = [sys.executable, "-m", "splitbrain.harness.cli", "run", "--remote", "ssh", "--ssh-hosts", ssh_nodes.hosts_option,
            "--ssh-key", str(ssh_nodes.key_file), "--ssh-dir", str(ssh_nodes.host_dir), "--ssh-accept-new",
            "--store", str(store), "--time-limit", "30",
            "--nemesis", "partition,pause", "--nemesis-interval", "0.5", "--seed", "4"]
@@ -522,7 +522,7 @@ def test_an_unknown_host_key_stops_the_run_with_one_line(ssh_nodes: SSHNodes, tm
 @pytest.mark.timeout(60)
 def test_an_unreachable_host_stops_the_run_with_one_line(ssh_nodes: SSHNodes, tmp_path: Path,
                                                          capsys: pytest.CaptureFixture[str]) -> None:
-    from harness.cli import main
+    from splitbrain.harness.cli import main
 
     address = ssh_nodes.cluster.addresses["node3"]
     hosts = ssh_nodes.hosts_option.replace(f"{address}:{SSH_PORT}", f"{address}:{SSH_PORT + 1}")  # no sshd there
@@ -539,7 +539,7 @@ def test_a_refused_run_releases_its_log(ssh_nodes: SSHNodes, tmp_path: Path, mon
                                         capsys: pytest.CaptureFixture[str]) -> None:
     import logging
 
-    from harness.cli import main
+    from splitbrain.harness.cli import main
 
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.ssh/known_hosts: every host key is unknown
     before = list(logging.getLogger().handlers)
@@ -564,7 +564,7 @@ def test_a_refused_run_releases_its_log(ssh_nodes: SSHNodes, tmp_path: Path, mon
 ])
 def test_bad_ssh_options_exit_3_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                               args: list[str], message: str) -> None:
-    from harness.cli import main
+    from splitbrain.harness.cli import main
 
     assert main(["run", "--store", str(tmp_path / "runs"), *args]) == 3
     err = capsys.readouterr().err

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.cluster import leftover_runs
+from splitbrain.control.local import leftover_runs
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(os.geteuid() != 0, reason="local nodes need root (network namespaces)"),
@@ -37,7 +37,7 @@ def isolate_node1(times: list[tuple[float, float]]) -> list[dict]:
 def run_zookeeper(store: Path, *, seed: int, read: str = "sync", workload: str = "register",
                   nemesis: tuple[str, ...] = ("partition",), schedule: list[dict] | None = None,
                   time_limit: float = 8.0):
-    from harness.test import Test, run
+    from splitbrain.harness.test import Test, run
 
     test = Test(target="zookeeper", workload=workload, nemesis=nemesis, nodes=3, time_limit=time_limit,
                 nemesis_interval=1.5, seed=seed, store=str(store), schedule=schedule, rate=150, concurrency=12,
@@ -46,7 +46,7 @@ def run_zookeeper(store: Path, *, seed: int, read: str = "sync", workload: str =
 
 
 def assert_nothing_left(run_dir: Path) -> None:
-    from harness.store import RunDir
+    from splitbrain.harness.store import RunDir
 
     run_id = RunDir(run_dir).run_id
     assert run_id not in leftover_runs(), f"run {run_id} left namespaces or cgroups"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from targets.raft.core import (
+from splitbrain.targets.raft.core import (
     LEADER,
     Config,
     Entry,

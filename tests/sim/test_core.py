@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from targets.raft.core import FOLLOWER, LEADER, Config, Entry, HardState, Message, NotLeader, ReadState, Ready
+from splitbrain.targets.raft.core import FOLLOWER, LEADER, Config, Entry, HardState, Message, NotLeader, ReadState, Ready
 from tests.sim.raft_driver import Driver
 
 

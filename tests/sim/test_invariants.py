@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import random
 
-from targets.raft.core import Entry
-from targets.raft.sim.invariants import Invariants
-from targets.raft.sim.network import LinkConditions, Network
+from splitbrain.targets.raft.core import Entry
+from splitbrain.targets.raft.sim.invariants import Invariants
+from splitbrain.targets.raft.sim.network import LinkConditions, Network
 
 
 def e(term: int, index: int, value: object = None) -> Entry:

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
-from targets.raft.sim.check import check_sim
-from targets.raft.sim.faults import Step
-from targets.raft.sim.simulate import reproduction, simulate
-from targets.raft.sim.workload import Workload
+from splitbrain.targets.raft.sim.check import check_sim
+from splitbrain.targets.raft.sim.faults import Step
+from splitbrain.targets.raft.sim.simulate import reproduction, simulate
+from splitbrain.targets.raft.sim.workload import Workload
 
 NODES = ("n1", "n2", "n3")
 WORKLOAD = Workload(concurrency=3, lock_clients=1)

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from histories.jsonl import read_jsonl, write_jsonl
-from targets.raft.sim.check import check_sim
-from targets.raft.sim.cli import run_sim_cli
-from targets.raft.sim.faults import FAULTS, Step, parse_faults
-from targets.raft.sim.simulate import reproduction, simulate
-from targets.raft.sim.workload import Workload
+from splitbrain.histories.jsonl import read_jsonl, write_jsonl
+from splitbrain.targets.raft.sim.check import check_sim
+from splitbrain.targets.raft.sim.cli import run_sim_cli
+from splitbrain.targets.raft.sim.faults import FAULTS, Step, parse_faults
+from splitbrain.targets.raft.sim.simulate import reproduction, simulate
+from splitbrain.targets.raft.sim.workload import Workload
 
 MIXED = Workload(lock_clients=2)  # 2 lock clients + 3 kv clients
 
@@ -35,13 +35,13 @@ def test_the_same_seed_gives_a_byte_identical_history(tmp_path):
 @pytest.mark.timeout(120)
 def test_the_same_seed_replays_byte_for_byte_in_fresh_interpreters_with_different_hash_seeds(tmp_path):
     repo = Path(__file__).resolve().parents[2]
-    code = ("import sys; from histories.jsonl import write_jsonl; from targets.raft.sim.simulate import simulate; "
-            "from targets.raft.sim.workload import Workload; "
+    code = ("import sys; from splitbrain.histories.jsonl import write_jsonl; from splitbrain.targets.raft.sim.simulate import simulate; "
+            "from splitbrain.targets.raft.sim.workload import Workload; "
             "write_jsonl(simulate(21, ops=400, workload=Workload(lock_clients=2)).history, sys.argv[1])")
     outputs = []
     for hash_seed in ("1", "2"):
         out = tmp_path / f"h{hash_seed}.jsonl"
-        env = {**os.environ, "PYTHONHASHSEED": hash_seed, "PYTHONPATH": str(repo)}
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
         subprocess.run([sys.executable, "-c", code, str(out)], check=True, cwd=repo, env=env, timeout=100)
         outputs.append(out.read_bytes())
     assert outputs[0] == outputs[1] and outputs[0]

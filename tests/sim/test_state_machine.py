@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from targets.raft.core import Entry, StateMachine
+from splitbrain.targets.raft.core import Entry, StateMachine
 
 
 class Log:

@@ -10,10 +10,10 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from checkers.linearizable import prepared_operations
-from checkers.models import KeyValue, MultiRegister, Mutex, Queue, Register, SetModel
-from histories.history import History, Operation
-from histories.op import Op
+from splitbrain.checkers.linearizable import prepared_operations
+from splitbrain.checkers.models import KeyValue, MultiRegister, Mutex, Queue, Register, SetModel
+from splitbrain.histories.history import History, Operation
+from splitbrain.histories.op import Op
 
 
 def _register_op(rng: random.Random, cas: bool, append: bool = False) -> tuple[str, Any]:

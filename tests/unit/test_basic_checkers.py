@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from checkers.basic import (
+from splitbrain.checkers.basic import (
     CounterChecker,
     SetChecker,
     StatsChecker,
@@ -20,10 +20,10 @@ from checkers.basic import (
     check_stats,
     check_unique_ids,
 )
-from checkers.result import Checker
-from histories.errors import HistoryFormatError
-from histories.history import History
-from histories.op import Op
+from splitbrain.checkers.result import Checker
+from splitbrain.histories.errors import HistoryFormatError
+from splitbrain.histories.history import History
+from splitbrain.histories.op import Op
 
 
 def history(events: list[tuple[str, int, str, Any]], source: str | None = None) -> History:

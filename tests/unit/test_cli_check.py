@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
-from histories.jsonl import write_jsonl
-from histories.op import Op
+from splitbrain.harness.cli import main
+from splitbrain.histories.jsonl import write_jsonl
+from splitbrain.histories.op import Op
 from tests.corpus import CORPUS, require_corpus
 
 
@@ -105,7 +105,7 @@ def test_missing_file(capsys: pytest.CaptureFixture[str]) -> None:
 
 @pytest.mark.parametrize(("init", "expected"), [("0", 0), ("nil", None), ('{"x": 0}', {"x": 0}), ("{:x 0}", {"x": 0})])
 def test_init_accepts_json_and_edn(init: str, expected: object) -> None:
-    from harness.cli import parse_value
+    from splitbrain.harness.cli import parse_value
 
     assert parse_value(init, "--init") == expected
 
@@ -115,7 +115,7 @@ def test_console_script_on_the_corpus() -> None:
     """The installed `splitbrain` command, as the README shows it."""
     require_corpus()
     files = sorted(str(p) for p in (CORPUS / "porcupine-etcd").glob("etcd_00*.log"))
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", "check", *files, "--model", "cas-register"],
+    proc = subprocess.run([sys.executable, "-m", "splitbrain.harness.cli", "check", *files, "--model", "cas-register"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1, proc.stderr  # etcd_000 is invalid
     assert f"{len(files)} histories:" in proc.stdout

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
+from splitbrain.harness.cli import main
 
 
 @pytest.mark.timeout(120)

@@ -16,10 +16,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.errors import ConfigError
-from histories.op import Op
-from nemesis import clockpatch
-from nemesis.clock import (
+from splitbrain.control.errors import ConfigError
+from splitbrain.histories.op import Op
+from splitbrain.control import clockpatch
+from splitbrain.nemesis.clock import (
     BUMP,
     CLOCK_FS,
     NS_PER_MS,
@@ -34,7 +34,7 @@ from nemesis.clock import (
     parse_strobe,
     strobe_offsets,
 )
-from nemesis.clockpatch import ClockPatchError
+from splitbrain.control.clockpatch import ClockPatchError
 
 NODES = ["n1", "n2", "n3", "n4", "n5"]
 

@@ -12,9 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from histories.edn import history_from_edn_text, parse_edn, read_edn_history, write_edn_history
-from histories.errors import HistoryFormatError
-from histories.op import Op
+from splitbrain.histories.edn import history_from_edn_text, parse_edn, read_edn_history, write_edn_history
+from splitbrain.histories.errors import HistoryFormatError
+from splitbrain.histories.op import Op
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
 

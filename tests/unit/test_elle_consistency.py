@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from checkers.elle.consistency import (
+from splitbrain.checkers.elle.consistency import (
     IMPLIED_ANOMALIES,
     IMPLIED_MODELS,
     MODELS,

@@ -6,8 +6,8 @@ import networkx as nx
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from checkers.elle.consistency import implied_anomalies
-from checkers.elle.graph import PROCESS, REALTIME, RW, WR, WW, DependencyGraph, find_cycles, label
+from splitbrain.checkers.elle.consistency import implied_anomalies
+from splitbrain.checkers.elle.graph import PROCESS, REALTIME, RW, WR, WW, DependencyGraph, find_cycles, label
 
 DATA = WW | WR | RW
 MASKS = [WW, WR, RW, WW | RW, WR | RW, WW | WR]

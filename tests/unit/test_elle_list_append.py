@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from checkers.elle import ListAppendChecker, check_list_append, write_cycle_dots
-from checkers.elle.synth import pattern, schedule
-from histories.errors import HistoryFormatError
-from histories.history import History
-from histories.op import Op
+from splitbrain.checkers.elle import ListAppendChecker, check_list_append, write_cycle_dots
+from splitbrain.checkers.elle.synth import pattern, schedule
+from splitbrain.histories.errors import HistoryFormatError
+from splitbrain.histories.history import History
+from splitbrain.histories.op import Op
 
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "elle"
 
@@ -239,7 +239,7 @@ def test_unknown_model_is_rejected():
 @pytest.mark.corpus
 @pytest.mark.skipif(not CORPUS.is_dir(), reason=f"corpus not found at {CORPUS}")
 def test_corpus_si_without_g_single_reports_g2_item_only():
-    from histories.formats import load_history
+    from splitbrain.histories.formats import load_history
 
     manifest = json.loads((CORPUS / "manifest.json").read_text())
     entry = manifest["files"]["si-without-g-single.edn"]
@@ -280,7 +280,7 @@ def test_a_cycle_search_that_runs_out_of_budget_is_unknown_not_valid():
 
 
 def test_counts_are_complete_while_kept_cases_and_text_are_capped(monkeypatch):
-    import checkers.elle.report as report
+    import splitbrain.checkers.elle.report as report
 
     monkeypatch.setattr(report, "KEPT_PER_TYPE", 2)
     monkeypatch.setattr(report, "EXPLAINED_PER_TYPE", 1)
@@ -292,7 +292,7 @@ def test_counts_are_complete_while_kept_cases_and_text_are_capped(monkeypatch):
 
 
 def test_every_step_of_every_cycle_has_a_specific_reason():
-    from checkers.elle.synth import PATTERNS, list_append_history
+    from splitbrain.checkers.elle.synth import PATTERNS, list_append_history
 
     history = list_append_history(3, 400, anomalies=PATTERNS, every=40, fail_rate=0.1, info_rate=0.1)
     result = check_list_append(history)
@@ -309,7 +309,7 @@ def test_every_step_of_every_cycle_has_a_specific_reason():
 
 
 def test_a_bad_micro_op_in_a_jsonl_file_names_its_line(tmp_path):
-    from histories.jsonl import read_jsonl, write_jsonl
+    from splitbrain.histories.jsonl import read_jsonl, write_jsonl
 
     ops = [Op(0, "invoke", 0, "txn", [["append", "x", 1]]), Op(1, "ok", 0, "txn", [["append", "x", 1]]),
            Op(2, "invoke", 1, "txn", [["append", "x"]]), Op(3, "ok", 1, "txn", [["append", "x"]])]

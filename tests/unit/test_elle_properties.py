@@ -15,10 +15,10 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from checkers.elle import check_list_append
-from checkers.elle.synth import PATTERNS, list_append_history, pattern, schedule, serial_txns
-from histories.history import History
-from histories.op import Op
+from splitbrain.checkers.elle import check_list_append
+from splitbrain.checkers.elle.synth import PATTERNS, list_append_history, pattern, schedule, serial_txns
+from splitbrain.histories.history import History
+from splitbrain.histories.op import Op
 
 EXPECTED = {name: {name} for name in PATTERNS} | {"G1b": {"G1b", "G-single"}}
 

@@ -10,11 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from checkers.elle import RwRegisterChecker, check_rw_register
-from checkers.elle.synth import PlannedTxn, schedule
-from histories.errors import HistoryFormatError
-from histories.history import History
-from histories.op import Op
+from splitbrain.checkers.elle import RwRegisterChecker, check_rw_register
+from splitbrain.checkers.elle.synth import PlannedTxn, schedule
+from splitbrain.histories.errors import HistoryFormatError
+from splitbrain.histories.history import History
+from splitbrain.histories.op import Op
 
 
 def ok(*mops):

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from histories.op import Op
-from targets.etcd.client import (
+from splitbrain.histories.op import Op
+from splitbrain.targets.etcd.client import (
     LockClient,
     RegisterClient,
     b64,
@@ -24,7 +24,7 @@ from targets.etcd.client import (
     reply_of_response,
     token_text,
 )
-from targets.etcd.target import EtcdTarget, leaders_of
+from splitbrain.targets.etcd.target import EtcdTarget, leaders_of
 
 TIMEOUT_S = 0.3
 HANG = "hang"  # an answer that never comes (within the client's timeout)
@@ -328,7 +328,7 @@ def test_members_are_started_without_the_harness_proxy_settings() -> None:
 
 
 def test_a_bad_read_mode_or_option_is_one_line_before_anything_starts(tmp_path, capsys) -> None:
-    from harness.cli import main
+    from splitbrain.harness.cli import main
 
     assert main(["run", "--target", "etcd", "--read", "stale", "--store", str(tmp_path)]) == 3
     assert main(["run", "--target", "etcd", "--target-opt", "pre_vote=1", "--store", str(tmp_path)]) == 3

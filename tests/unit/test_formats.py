@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from histories.errors import HistoryFormatError
-from histories.formats import FORMATS, detect_format, load_history, save_history
-from histories.op import Op
+from splitbrain.histories.errors import HistoryFormatError
+from splitbrain.histories.formats import FORMATS, detect_format, load_history, save_history
+from splitbrain.histories.op import Op
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
 CORPUS_FORMATS = {

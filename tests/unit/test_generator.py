@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from harness.generator import (
+from splitbrain.harness.generator import (
     PENDING,
     Context,
     Fn,
@@ -20,8 +20,8 @@ from harness.generator import (
     nemesis,
     phases,
 )
-from harness.workloads import LockOps, RotatingKeys
-from histories.op import Op
+from splitbrain.harness.workloads import LockOps, RotatingKeys
+from splitbrain.histories.op import Op
 
 WORKERS = (0, 1, 2, "nemesis")
 

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.remote import ExecResult
-from histories.op import Op
-from nemesis.partition import (
+from splitbrain.control.remote import ExecResult
+from splitbrain.histories.op import Op
+from splitbrain.nemesis.partition import (
     PartitionNemesis,
     bridge,
     complete_grudge,

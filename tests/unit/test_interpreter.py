@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from harness import interpreter
-from harness.generator import Limit, Once, any_, clients, nemesis, phases
-from harness.workloads import RotatingKeys
-from histories.history import History
-from histories.jsonl import JsonlWriter, read_jsonl
-from histories.op import Op
+from splitbrain.harness import interpreter
+from splitbrain.harness.generator import Limit, Once, any_, clients, nemesis, phases
+from splitbrain.harness.workloads import RotatingKeys
+from splitbrain.histories.history import History
+from splitbrain.histories.jsonl import JsonlWriter, read_jsonl
+from splitbrain.histories.op import Op
 
 
 class Echo:
@@ -149,7 +149,7 @@ class Slow(Echo):
 def test_a_worker_freed_early_is_not_kept_waiting_for_a_later_nemesis_op() -> None:
     """While every client is busy, the only op on offer is a fault due much later; a client that frees up
     before it must get its next op then, not after the fault (clients would sit idle through faults)."""
-    from harness.generator import Timed
+    from splitbrain.harness.generator import Timed
 
     faults = Timed(((int(0.05e9), {"f": "start", "value": None}), (int(1.5e9), {"f": "stop", "value": None})))
     ops = run(any_(clients(Limit(3, RotatingKeys())), nemesis(faults)), {0: Slow(0.3)}, Faults())

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from histories.errors import HistoryFormatError
-from histories.jepsen_log import is_op_line, read_jepsen_log
-from histories.op import Op
+from splitbrain.histories.errors import HistoryFormatError
+from splitbrain.histories.jepsen_log import is_op_line, read_jepsen_log
+from splitbrain.histories.op import Op
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
 

@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from checkers.availability import check_availability, fault_windows
-from checkers.exactly_once import check_applied_once, check_generated_log
-from harness.generator import Context
-from harness.workloads import FreshValues, workload_named
-from histories.errors import HistoryFormatError
-from histories.history import History
-from histories.op import Op
+from splitbrain.checkers.availability import check_availability, fault_windows
+from splitbrain.checkers.exactly_once import check_applied_once, check_generated_log
+from splitbrain.harness.generator import Context
+from splitbrain.harness.workloads import FreshValues, workload_named
+from splitbrain.histories.errors import HistoryFormatError
+from splitbrain.histories.history import History
+from splitbrain.histories.op import Op
 
 S = 1_000_000_000  # ns
 

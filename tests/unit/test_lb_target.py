@@ -16,13 +16,13 @@ from typing import Any
 
 import pytest
 
-from harness.errors import ConfigError
-from histories.op import Op
-from targets.lb.backend import Backend, answer_of, last_position
-from targets.lb.client import LbClient
-from targets.lb.configs import haproxy_config, nginx_config
-from targets.lb.target import lb_options
-from targets.raft.client import Outcome
+from splitbrain.control.errors import ConfigError
+from splitbrain.histories.op import Op
+from splitbrain.targets.lb.backend import Backend, answer_of, last_position
+from splitbrain.targets.lb.client import LbClient
+from splitbrain.targets.lb.configs import haproxy_config, nginx_config
+from splitbrain.targets.lb.target import lb_options
+from splitbrain.targets.raft.client import Outcome
 
 BACKENDS = ["10.0.0.2:9000", "10.0.0.3:9000", "10.0.0.4:9000"]
 
@@ -231,7 +231,7 @@ def test_a_refused_connection_is_a_definite_fail():
 
 
 def test_a_run_with_a_bad_lb_option_is_refused_before_anything_starts():
-    from harness.test import Test
+    from splitbrain.harness.test import Test
 
     Test(target="lb", workload="unique-ids", nodes=4, target_opts={"lb": "haproxy", "retry": "unsafe"}).validate()
     with pytest.raises(ConfigError, match="retry=maybe"):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from checkers.linearizable import check_linearizable
-from checkers.models import cas_register, kv, mutex, queue, register, set_model
-from histories.history import History
-from histories.op import Op
+from splitbrain.checkers.linearizable import check_linearizable
+from splitbrain.checkers.models import cas_register, kv, mutex, queue, register, set_model
+from splitbrain.histories.history import History
+from splitbrain.histories.op import Op
 
 
 def history(*events: tuple) -> History:

@@ -17,13 +17,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from checkers.linearizable import check_linearizable
-from checkers.lock import INF, Grant, LockChecker, check_lock, overlapping_pairs
-from checkers.models import Mutex
-from checkers.result import Checker
-from histories.errors import HistoryFormatError
-from histories.history import History, Operation
-from histories.op import Op
+from splitbrain.checkers.linearizable import check_linearizable
+from splitbrain.checkers.lock import INF, Grant, LockChecker, check_lock, overlapping_pairs
+from splitbrain.checkers.models import Mutex
+from splitbrain.checkers.result import Checker
+from splitbrain.histories.errors import HistoryFormatError
+from splitbrain.histories.history import History, Operation
+from splitbrain.histories.op import Op
 
 MS = 1_000_000
 

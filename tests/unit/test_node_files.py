@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import RemoteError
-from harness.remote import ExecResult, LocalFiles, RemoteFiles
+from splitbrain.control.errors import RemoteError
+from splitbrain.control.remote import ExecResult, LocalFiles, RemoteFiles
 
 
 class RecordingFiles:
@@ -51,7 +51,7 @@ ADDRESSES = {"node1": "10.9.0.2", "node2": "10.9.0.3", "node3": "10.9.0.4", "nod
 
 
 def test_zookeeper_writes_its_config_on_the_node_not_here(tmp_path: Path) -> None:
-    from targets.zookeeper.target import ZooKeeperTarget
+    from splitbrain.targets.zookeeper.target import ZooKeeperTarget
 
     files = RecordingFiles()
     target = ZooKeeperTarget(dict(list(ADDRESSES.items())[:3]), tmp_path / "data", no_spawn, files=files)
@@ -66,7 +66,7 @@ def test_zookeeper_writes_its_config_on_the_node_not_here(tmp_path: Path) -> Non
 
 @pytest.mark.parametrize("balancer, config_name", [("nginx", "nginx.conf"), ("haproxy", "haproxy.cfg")])
 def test_the_balancer_config_goes_to_the_balancer_node(tmp_path: Path, balancer: str, config_name: str) -> None:
-    from targets.lb.target import LbTarget
+    from splitbrain.targets.lb.target import LbTarget
 
     files = RecordingFiles()
     target = LbTarget(ADDRESSES, tmp_path / "data", no_spawn, balancer=balancer, files=files)
@@ -81,8 +81,8 @@ def test_the_balancer_config_goes_to_the_balancer_node(tmp_path: Path, balancer:
 
 
 def test_etcd_and_raft_make_their_data_dirs_on_the_node(tmp_path: Path) -> None:
-    from targets.etcd.target import EtcdTarget
-    from targets.raft.target import RaftTarget
+    from splitbrain.targets.etcd.target import EtcdTarget
+    from splitbrain.targets.raft.target import RaftTarget
 
     files = RecordingFiles()
     nodes = dict(list(ADDRESSES.items())[:3])

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from targets.raft.client import Outcome, RaftClient, outcome_of_response
+from splitbrain.targets.raft.client import Outcome, RaftClient, outcome_of_response
 
 
 @pytest.mark.parametrize(("code", "body", "expected"), [

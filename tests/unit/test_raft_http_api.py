@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from targets.raft.server.http_api import HttpApi, Reply
+from splitbrain.targets.raft.server.http_api import HttpApi, Reply
 
 pytestmark = pytest.mark.timeout(20)
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from targets.raft.core import Entry, Message
-from targets.raft.server.coalesce import coalesce_messages
-from targets.raft.server.http_api import Reply
-from targets.raft.server.node import NodeFailure, RaftServer, ServerConfig
+from splitbrain.targets.raft.core import Entry, Message
+from splitbrain.targets.raft.server.coalesce import coalesce_messages
+from splitbrain.targets.raft.server.http_api import Reply
+from splitbrain.targets.raft.server.node import NodeFailure, RaftServer, ServerConfig
 
 
 def append(to: str, prev: int, last: int, commit: int = 0, term: int = 1) -> Message:

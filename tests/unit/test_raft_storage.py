@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from targets.raft.server.storage import WAL_FILE, DurableLog, StorageCorruptError, encode_record
+from splitbrain.targets.raft.server.storage import WAL_FILE, DurableLog, StorageCorruptError, encode_record
 
 
 def entry(index: int, term: int, data: object = None) -> dict:

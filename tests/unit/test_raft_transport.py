@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from targets.raft.server.transport import PeerTransport, encode_frame, parse_address
+from splitbrain.targets.raft.server.transport import PeerTransport, encode_frame, parse_address
 
 pytestmark = pytest.mark.timeout(20)
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nemesis.schedule import FAULT_KINDS, Step, fault_schedule, parse_kinds
+from splitbrain.nemesis.schedule import FAULT_KINDS, Step, fault_schedule, parse_kinds
 
 NODES = [f"node{i}" for i in range(1, 6)]
 HEALS = {"start-partition": "stop-partition", "kill": "start", "pause": "resume", "bump-clock": "reset-clock",

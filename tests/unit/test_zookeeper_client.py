@@ -20,11 +20,11 @@ from kazoo.exceptions import (
 )
 from kazoo.handlers.threading import KazooTimeoutError
 
-from harness.errors import ConfigError
-from histories.op import Op
-from targets.zookeeper import client as zc
-from targets.zookeeper.spec import spec
-from targets.zookeeper.target import server_mode, zoo_cfg
+from splitbrain.control.errors import ConfigError
+from splitbrain.histories.op import Op
+from splitbrain.targets.zookeeper import client as zc
+from splitbrain.targets.zookeeper.spec import spec
+from splitbrain.targets.zookeeper.target import server_mode, zoo_cfg
 
 
 class Answer:
@@ -254,7 +254,7 @@ def test_acquire_refused_before_its_node_was_created_is_fail() -> None:
 
 
 def test_cli_refuses_a_bad_read_mode_in_one_line_before_anything_starts(tmp_path: Path, capsys) -> None:
-    from harness.cli import main
+    from splitbrain.harness.cli import main
 
     code = main(["run", "--target", "zookeeper", "--nodes", "3", "--read", "eventual", "--store", str(tmp_path)])
     err = capsys.readouterr().err.strip()

@@ -1,6 +1,6 @@
 """The sans-IO Raft core and the replicated state machine (see API.md in this folder)."""
 
-from targets.raft.core.node import (
+from splitbrain.targets.raft.core.node import (
     BUGS,
     CANDIDATE,
     FOLLOWER,
@@ -10,8 +10,8 @@ from targets.raft.core.node import (
     NotLeader,
     RaftNode,
 )
-from targets.raft.core.state_machine import ApplyResult, StateMachine
-from targets.raft.core.types import MSG_TYPES, Entry, HardState, Message, PersistedState, ReadState, Ready
+from splitbrain.targets.raft.core.state_machine import ApplyResult, StateMachine
+from splitbrain.targets.raft.core.types import MSG_TYPES, Entry, HardState, Message, PersistedState, ReadState, Ready
 
 __all__ = [
     "BUGS", "CANDIDATE", "FOLLOWER", "LEADER", "MSG_TYPES", "PRE_CANDIDATE", "ApplyResult", "Config", "Entry",

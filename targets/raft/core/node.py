@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from targets.raft.core.types import Entry, HardState, Message, PersistedState, ReadState, Ready
+from splitbrain.targets.raft.core.types import Entry, HardState, Message, PersistedState, ReadState, Ready
 
 BUGS = frozenset({"stale-read", "lease-read", "no-fencing", "early-ack", "no-fsync"})
 

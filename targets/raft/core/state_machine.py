@@ -13,7 +13,7 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
-from targets.raft.core.types import Entry
+from splitbrain.targets.raft.core.types import Entry
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,6 @@
 """The internal Raft store's real server: the asyncio shell around the sans-IO core.
 
-    python -m targets.raft.server --id n1 --listen HOST:PORT --peers n1=HOST:PORT,... --data-dir DIR
+    python -m splitbrain.targets.raft.server --id n1 --listen HOST:PORT --peers n1=HOST:PORT,... --data-dir DIR
         [--client-listen HOST:PORT] [--bug NAME ...]      (see __main__.py for every option)
 
 - ``node.py``        RaftServer: drives the core (ticks, Ready loop, group commit), answers clients

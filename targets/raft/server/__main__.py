@@ -1,6 +1,6 @@
 """Run one node of the internal Raft store.
 
-    python -m targets.raft.server --id n1 --listen 127.0.0.1:7001 \\
+    python -m splitbrain.targets.raft.server --id n1 --listen 127.0.0.1:7001 \\
         --peers n1=127.0.0.1:7001,n2=127.0.0.1:7002,n3=127.0.0.1:7003 --data-dir /tmp/n1 \\
         [--client-listen 127.0.0.1:8001] [--bug NAME ...] [--tick-ms 50] [--seed S]
 
@@ -20,17 +20,17 @@ import signal
 import sys
 from pathlib import Path
 
-from targets.raft.core import BUGS
-from targets.raft.server.node import NodeFailure, RaftServer, ServerConfig
-from targets.raft.server.storage import StorageCorruptError
-from targets.raft.server.transport import parse_address
+from splitbrain.targets.raft.core import BUGS
+from splitbrain.targets.raft.server.node import NodeFailure, RaftServer, ServerConfig
+from splitbrain.targets.raft.server.storage import StorageCorruptError
+from splitbrain.targets.raft.server.transport import parse_address
 
 EXIT_BAD_OPTIONS = 3
 EXIT_NODE_ERROR = 4
 EXIT_SIGNALLED_TWICE = 5
 CLIENT_PORT_OFFSET = 1000
 
-log = logging.getLogger("targets.raft.server")
+log = logging.getLogger("splitbrain.targets.raft.server")
 
 
 class OptionsError(Exception):
@@ -43,7 +43,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m targets.raft.server", description="One node of the internal Raft store.")
+    p = _Parser(prog="python -m splitbrain.targets.raft.server", description="One node of the internal Raft store.")
     p.add_argument("--id", required=True, help="this node's id, one of --peers")
     p.add_argument("--listen", required=True, help="HOST:PORT for peer traffic")
     p.add_argument("--peers", required=True, help="ID=HOST:PORT,... for every node, this one included")

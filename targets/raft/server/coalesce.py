@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from targets.raft.core import Message
+from splitbrain.targets.raft.core import Message
 
 # A merged append never grows past this many entries: a catching-up peer gets several messages.
 MAX_MERGED_ENTRIES = 1024

@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from targets.raft.server.transport import cancel_and_wait
+from splitbrain.targets.raft.server.transport import cancel_and_wait
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """A cluster of real server processes on loopback, for integration tests and the benchmark.
 
-Each node is ``python -m targets.raft.server`` in its own process group with its own data directory and
+Each node is ``python -m splitbrain.targets.raft.server`` in its own process group with its own data directory and
 log file under ``base_dir``. ``stop()`` (also on ``with`` exit) kills every process this cluster started,
 by pid, even when a test failed half way.
 """
@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO
 
-from targets.raft.client import RaftClient
+from splitbrain.targets.raft.client import RaftClient
 
 HOST = "127.0.0.1"
 
@@ -61,7 +61,7 @@ class LocalCluster:
 
     def command(self, node: str) -> list[str]:
         peers = ",".join(f"{n}={HOST}:{p}" for n, p in self.peer_ports.items())
-        cmd = [sys.executable, "-m", "targets.raft.server", "--id", node,
+        cmd = [sys.executable, "-m", "splitbrain.targets.raft.server", "--id", node,
                "--listen", f"{HOST}:{self.peer_ports[node]}", "--client-listen", f"{HOST}:{self.client_ports[node]}",
                "--peers", peers, "--data-dir", str(self.data_dir(node)), "--tick-ms", str(self.tick_ms),
                "--seed", str(self.seed)]

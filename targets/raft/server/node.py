@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from targets.raft.core import (
+from splitbrain.targets.raft.core import (
     Config,
     Entry,
     HardState,
@@ -38,10 +38,10 @@ from targets.raft.core import (
     Ready,
     StateMachine,
 )
-from targets.raft.server.coalesce import coalesce_messages
-from targets.raft.server.http_api import OPERATIONS, HttpApi, Reply
-from targets.raft.server.storage import DurableLog
-from targets.raft.server.transport import PeerTransport, cancel_and_wait
+from splitbrain.targets.raft.server.coalesce import coalesce_messages
+from splitbrain.targets.raft.server.http_api import OPERATIONS, HttpApi, Reply
+from splitbrain.targets.raft.server.storage import DurableLog
+from splitbrain.targets.raft.server.transport import PeerTransport, cancel_and_wait
 
 log = logging.getLogger(__name__)
 

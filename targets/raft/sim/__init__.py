@@ -11,11 +11,11 @@ A scheduled run (``schedule=[Step(...), ...]``) replaces the random nemesis; ``r
 as runnable Python.
 """
 
-from targets.raft.sim.check import check_sim
-from targets.raft.sim.cli import run_sim_cli
-from targets.raft.sim.faults import FAULTS, Step, parse_faults
-from targets.raft.sim.simulate import SimResult, reproduction, simulate
-from targets.raft.sim.workload import Workload
+from splitbrain.targets.raft.sim.check import check_sim
+from splitbrain.targets.raft.sim.cli import run_sim_cli
+from splitbrain.targets.raft.sim.faults import FAULTS, Step, parse_faults
+from splitbrain.targets.raft.sim.simulate import SimResult, reproduction, simulate
+from splitbrain.targets.raft.sim.workload import Workload
 
 __all__ = ["FAULTS", "SimResult", "Step", "Workload", "check_sim", "parse_faults", "reproduction", "run_sim_cli",
            "simulate"]

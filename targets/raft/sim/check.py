@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from checkers.linearizable import check_linearizable
-from checkers.models import kv
-from checkers.result import Result, compose
-from targets.raft.sim.simulate import SimResult
+from splitbrain.checkers.linearizable import check_linearizable
+from splitbrain.checkers.models import kv
+from splitbrain.checkers.result import Result, compose
+from splitbrain.targets.raft.sim.simulate import SimResult
 
 
 def invariants_result(result: SimResult) -> Result:
@@ -24,7 +24,7 @@ def check_sim(result: SimResult, *, time_limit: float | None = 60.0) -> Result:
         parts["linearizable-kv"] = check_linearizable(kv_history, kv(), time_limit=time_limit)
     lock_history = result.lock_history()
     if lock_history.operations():
-        from checkers.lock import check_lock  # written alongside; only needed for lock workloads
+        from splitbrain.checkers.lock import check_lock  # written alongside; only needed for lock workloads
 
         parts["lock"] = check_lock(lock_history)
     return compose(parts)

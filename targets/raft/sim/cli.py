@@ -6,12 +6,12 @@ import json
 import os
 from collections.abc import Sequence
 
-from histories.jsonl import write_jsonl
-from targets.raft.core import BUGS
-from targets.raft.sim.check import check_sim
-from targets.raft.sim.faults import parse_faults
-from targets.raft.sim.simulate import simulate
-from targets.raft.sim.workload import Workload
+from splitbrain.histories.jsonl import write_jsonl
+from splitbrain.targets.raft.core import BUGS
+from splitbrain.targets.raft.sim.check import check_sim
+from splitbrain.targets.raft.sim.faults import parse_faults
+from splitbrain.targets.raft.sim.simulate import simulate
+from splitbrain.targets.raft.sim.workload import Workload
 
 EXIT_VALID, EXIT_INVALID, EXIT_UNKNOWN, EXIT_ERROR = 0, 1, 2, 3
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from targets.raft.core import (
+from splitbrain.targets.raft.core import (
     LEADER,
     Config,
     Entry,
@@ -24,9 +24,9 @@ from targets.raft.core import (
     Ready,
     StateMachine,
 )
-from targets.raft.sim.events import EventLoop
-from targets.raft.sim.invariants import Invariants
-from targets.raft.sim.network import Network
+from splitbrain.targets.raft.sim.events import EventLoop
+from splitbrain.targets.raft.sim.invariants import Invariants
+from splitbrain.targets.raft.sim.network import Network
 
 # What a node answers a client: ("ok" | "fail" | "info", value, error)
 Reply = tuple[str, Any, Any]

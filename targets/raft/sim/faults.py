@@ -9,8 +9,8 @@ import random
 from dataclasses import dataclass, replace
 from typing import Any
 
-from targets.raft.sim.cluster import SimCluster
-from targets.raft.sim.network import HEALTHY, LinkConditions
+from splitbrain.targets.raft.sim.cluster import SimCluster
+from splitbrain.targets.raft.sim.network import HEALTHY, LinkConditions
 
 FAULTS = ("partition", "crash", "drop", "delay", "duplicate", "skew")
 ACTIONS = ("isolate", "partition", "heal", "crash", "restart", "net", "calm", "skew", "wait")

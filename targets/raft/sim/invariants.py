@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from targets.raft.core.types import Entry
+from splitbrain.targets.raft.core.types import Entry
 
 
 @dataclass

@@ -7,14 +7,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from histories.history import History
-from histories.op import NEMESIS
-from targets.raft.core import BUGS
-from targets.raft.sim.cluster import SimCluster, Timing
-from targets.raft.sim.events import EventLoop
-from targets.raft.sim.faults import FAULTS, Step, apply_step, heal_everything, random_step
-from targets.raft.sim.invariants import Violation
-from targets.raft.sim.workload import Clients, Recorder, Workload
+from splitbrain.histories.history import History
+from splitbrain.histories.op import NEMESIS
+from splitbrain.targets.raft.core import BUGS
+from splitbrain.targets.raft.sim.cluster import SimCluster, Timing
+from splitbrain.targets.raft.sim.events import EventLoop
+from splitbrain.targets.raft.sim.faults import FAULTS, Step, apply_step, heal_everything, random_step
+from splitbrain.targets.raft.sim.invariants import Violation
+from splitbrain.targets.raft.sim.workload import Clients, Recorder, Workload
 
 SETTLE_MS = 2_000          # after the last op: heal everything and let stragglers finish
 CHECK_EVERY_MS = 50        # how often log invariants are checked during a run
@@ -121,8 +121,8 @@ def reproduction(seed: int, schedule: Sequence[Step], *, nodes: int = 5, bug: st
     """Python that replays a scheduled run exactly (printed for a failing hypothesis example)."""
     w = "" if workload is None else f", workload={workload!r}"
     steps = ",\n    ".join(repr(s) for s in schedule)
-    return ("from targets.raft.sim.faults import Step\n"
-            "from targets.raft.sim.simulate import simulate\n"
-            "from targets.raft.sim.workload import Workload\n"
+    return ("from splitbrain.targets.raft.sim.faults import Step\n"
+            "from splitbrain.targets.raft.sim.simulate import simulate\n"
+            "from splitbrain.targets.raft.sim.workload import Workload\n"
             f"result = simulate({seed}, nodes={nodes}, ops=10**9, bug={bug!r}{w}, schedule=[\n    {steps},\n])\n"
             "print(result.stats, *result.violations, sep='\\n')\n")

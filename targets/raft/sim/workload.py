@@ -12,9 +12,9 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from histories.op import Op
-from targets.raft.sim.cluster import Reply, SimCluster
-from targets.raft.sim.events import EventLoop
+from splitbrain.histories.op import Op
+from splitbrain.targets.raft.sim.cluster import Reply, SimCluster
+from splitbrain.targets.raft.sim.events import EventLoop
 
 MAX_REDIRECTS = 3
 

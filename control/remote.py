@@ -20,7 +20,7 @@ from itertools import count
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from harness.errors import ConfigError, RemoteError
+from splitbrain.control.errors import ConfigError, RemoteError
 
 # How long pause() waits for the kernel to report a cgroup frozen before it gives up waiting.
 FREEZE_WAIT_S = 2.0

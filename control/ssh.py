@@ -29,8 +29,8 @@ from pathlib import Path, PurePosixPath
 
 import paramiko
 
-from harness.errors import ConfigError, RemoteError
-from harness.remote import ExecResult, run_checked
+from splitbrain.control.errors import ConfigError, RemoteError
+from splitbrain.control.remote import ExecResult, run_checked
 
 log = logging.getLogger("splitbrain.ssh")
 

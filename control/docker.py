@@ -3,13 +3,14 @@
 
 Layout for run R with n nodes (names and the label ``splitbrain.run=R`` find exactly this run's things):
 
-    network    sb-R           --internal, a free /24 (harness.cluster.free_subnet); the host reaches the
+    network    sb-R           --internal, a free /24 (control.local.free_subnet); the host reaches the
                               containers at their addresses through the network's bridge
     containers sb-R-n1 ..     `sleep infinity` under docker-init (--init, so orphans are reaped), NET_ADMIN
                               only (never SYS_TIME: a container's clock is the host's; never --privileged)
 
-Mounted at the same paths as on the host: the project (read-only: the Raft store runs from it), and, per
-node, its log directory and its data directory (read-write, so logs and data land in the run directory
+Mounted: this installation of splitbrain, read-only at NODE_IMPORT_ROOT/splitbrain (the node image's
+Python runs the project's programs from it), and, at the same paths as on the host, per node, its log
+directory and its data directory (read-write, so logs and data land in the run directory
 with no copying). Target processes are started with `docker exec` (never as PID 1, so a crash kills the
 process, not the container), each in its own session; kill and pause signal its process group.
 """
@@ -30,22 +31,26 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from harness.cluster import (
+from splitbrain.control.local import (
     _current_routes,
     _subnet_lock,
     free_subnet,
     node_names,
     validate_run_id,
 )
-from harness.errors import ConfigError, RemoteError
-from harness.images import NODE_RECIPE, image_exists, require_docker
-from harness.remote import ExecResult
-from harness.ssh import _SPAWN, SPAWN_WAIT_S, SSHProcess
+from splitbrain.control.errors import ConfigError, RemoteError
+from splitbrain.control.images import NODE_RECIPE, image_exists, require_docker
+from splitbrain.control.remote import ExecResult
+from splitbrain.control.ssh import _SPAWN, SPAWN_WAIT_S, SSHProcess
 
 log = logging.getLogger("splitbrain.docker")
 
 RUN_LABEL = "splitbrain.run"
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+# This installation of splitbrain (the repository root in a source checkout), mounted read-only in every
+# node as NODE_IMPORT_ROOT/splitbrain, so the node image's Python imports it (the Raft store, the lb
+# backends, the clock launcher and the packet-delay listener run from it).
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+NODE_IMPORT_ROOT = "/opt/splitbrain"
 # Inside a node: where spawned processes start and keep their pid and exit-code files.
 WORK_DIR = "/var/lib/splitbrain"
 COMMAND_TIMEOUT_S = 20.0
@@ -108,6 +113,9 @@ class DockerRemote:
         self.log_dir = log_dir
         self.timeout = timeout
         self.work_dir = WORK_DIR
+        # The Python that runs splitbrain's own programs on this node, and the environment it needs.
+        self.python = NODE_PYTHON
+        self.python_env = {"PYTHONPATH": NODE_IMPORT_ROOT}
         self.spawned: list[DockerProcess] = []
         self._lock = threading.Lock()
 
@@ -190,7 +198,7 @@ class DockerCluster:
     removes every container and the network of the run (idempotent); as a context manager, both."""
 
     def __init__(self, run_id: str, n_nodes: int, log_dir: Path, *, data_root: Path | None = None,
-                 image: str | None = None, project_root: Path = PROJECT_ROOT) -> None:
+                 image: str | None = None, package_dir: Path = PACKAGE_DIR) -> None:
         validate_run_id(run_id)
         if not 1 <= n_nodes <= 200:
             raise ConfigError(f"Docker nodes: expected 1 to 200 nodes, got {n_nodes}")
@@ -199,7 +207,7 @@ class DockerCluster:
         self.log_dir = Path(log_dir).resolve()
         self.data_root = Path(data_root).resolve() if data_root is not None else None
         self.image = image or NODE_RECIPE.tag
-        self.project_root = project_root.resolve()
+        self.package_dir = package_dir.resolve()
         self.network = network_name(run_id)
         self.containers = {node: container_name(run_id, i) for i, node in enumerate(self.nodes, 1)}
         self.subnet: ipaddress.IPv4Network | None = None
@@ -243,7 +251,7 @@ class DockerCluster:
                      "--gateway", self.host_address, "--label", f"{RUN_LABEL}={self.run_id}", self.network])
 
     def _mounts(self, node: str) -> list[str]:
-        mounts = [f"type=bind,source={self.project_root},target={self.project_root},readonly"]
+        mounts = [f"type=bind,source={self.package_dir},target={NODE_IMPORT_ROOT}/splitbrain,readonly"]
         node_dirs = [self.log_dir / node] + ([self.data_root / node] if self.data_root is not None else [])
         for directory in node_dirs:
             if "," in str(directory):  # --mount's fields are comma-separated
@@ -321,7 +329,9 @@ def docker_spawner(cluster: DockerCluster, clock: Any | None = None, default_log
     def spawn(node: str, argv: Sequence[str], env: Mapping[str, str], log: str | None = None) -> Any:
         command = list(argv)
         if command and command[0] == sys.executable:
-            command[0] = NODE_PYTHON
+            remote = cluster.remote(node)
+            command[0] = remote.python
+            env = {**env, **remote.python_env}
         if clock is None:
             return cluster.remote(node).spawn(command, env=env, log=log or default_log)
         return spawn_skewable(cluster, node, command, env, log or default_log, clock)
@@ -354,7 +364,7 @@ class ContainerSkewed:
         self.slot_address = slot_address
 
     def set_offset(self, offset_ns: int) -> None:
-        from nemesis.clockpatch import set_offset
+        from splitbrain.control.clockpatch import set_offset
 
         set_offset(self.pid, self.slot_address, offset_ns)
 
@@ -384,10 +394,10 @@ def spawn_skewable(cluster: DockerCluster, node: str, argv: list[str], env: Mapp
                    clock: Any) -> Any:
     """Started by the launcher in the container; the offset is then written from this machine, which
     shares the kernel (and so /proc) with every container."""
-    from harness.nodes import launch_skewed
+    from splitbrain.control.spawn import launch_skewed
 
     remote = cluster.remote(node)
-    process, pid_in_node, slot = launch_skewed(remote, NODE_PYTHON, cluster.project_root, argv, env, log,
+    process, pid_in_node, slot = launch_skewed(remote, argv, env, log,
                                                clock.offset_ns(node))
     state = container_state(remote.container) or {}
     found = host_pid(int(state.get("Pid", 0)), pid_in_node)

@@ -30,8 +30,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 
-from harness.errors import ConfigError
-from harness.remote import Cgroup, LocalRemote, cgroup2_mount
+from splitbrain.control.errors import ConfigError
+from splitbrain.control.remote import Cgroup, LocalRemote, cgroup2_mount
 
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
 # Where a subnet is chosen from when none is given: 10.240.0.0/12 as /24s, starting at a place that

@@ -62,7 +62,7 @@ class OneProcessPerNode:
                     files: Any | None) -> None:
         """The nodes (name -> address), where their data lives, how to start a process on one (spawn) and
         how to put files there (NodeFiles; this machine's disk when None: local nodes)."""
-        from harness.remote import LocalFiles
+        from splitbrain.control.remote import LocalFiles
 
         self.addresses = dict(addresses)
         self.data_root = Path(data_root)

@@ -21,7 +21,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from harness.errors import ConfigError
+from splitbrain.control.errors import ConfigError
 
 IMAGE_REPO = "splitbrain-node"
 RECIPE_LABEL = "splitbrain.recipe"

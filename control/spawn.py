@@ -20,9 +20,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.cluster import LocalCluster
-from harness.errors import ConfigError, RemoteError
-from harness.remote import Cgroup, LocalProcess
+from splitbrain.control.local import LocalCluster
+from splitbrain.control.errors import ConfigError, RemoteError
+from splitbrain.control.remote import Cgroup, LocalProcess
 
 _names = itertools.count(1)
 
@@ -50,29 +50,33 @@ def ssh_spawner(cluster: Any, clock: Any | None = None, default_log: str = "serv
         remote = cluster.remote(node)
         if clock is None:
             return remote.spawn(list(argv), env=env, log=log or default_log)
-        process, pid, slot = launch_skewed(remote, sys.executable, PROJECT_ROOT, list(argv), env,
-                                           log or default_log, clock.offset_ns(node))
-        clock.register(node, RemoteSkewed(remote, sys.executable, PROJECT_ROOT, pid, slot))
+        process, pid, slot = launch_skewed(remote, list(argv), env, log or default_log, clock.offset_ns(node))
+        clock.register(node, RemoteSkewed(remote, pid, slot))
         return process
 
     return spawn
 
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SKEW_WAIT_S = 10.0
 
 
-def launch_skewed(remote: Any, python: str, project_root: Path, argv: list[str], env: Mapping[str, str],
-                  log: str, offset_ns: int) -> tuple[Any, int, int]:
-    """Start ``argv`` on a node through harness/skew_launcher.py (run by ``python`` there, the project at
-    ``project_root``), with its clock ``offset_ns`` off. Returns the launcher's process handle (killing
+def node_python(remote: Any) -> tuple[str, dict[str, str]]:
+    """The Python that runs splitbrain's own programs on ``remote``'s node, and the environment it needs:
+    this machine's interpreter (local nodes, and SSH hosts, which have this installation at the same
+    paths), unless the remote names another (Docker nodes: the image's Python and the mounted package)."""
+    return getattr(remote, "python", sys.executable), dict(getattr(remote, "python_env", {}))
+
+
+def launch_skewed(remote: Any, argv: list[str], env: Mapping[str, str], log: str,
+                  offset_ns: int) -> tuple[Any, int, int]:
+    """Start ``argv`` on a node through control/skew_launcher.py (run by the node's Python, see
+    ``node_python``), with its clock ``offset_ns`` off. Returns the launcher's process handle (killing
     or pausing it reaches the program: same group) and the program's pid on the node and patch address.
     ConfigError when the node cannot patch it (the launcher's log says why)."""
     slot_file = f"{remote.work_dir}/.spawn/skew-{secrets.token_hex(4)}"
-    launcher = [python, "-m", "harness.skew_launcher", "spawn", slot_file, str(offset_ns), "--", *argv]
-    paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-    launch_env = {**env, "PYTHONPATH": os.pathsep.join(dict.fromkeys([str(project_root), *paths]))}
-    process = remote.spawn(launcher, env=launch_env, log=log)
+    python, python_env = node_python(remote)
+    launcher = [python, "-m", "splitbrain.control.skew_launcher", "spawn", slot_file, str(offset_ns), "--", *argv]
+    process = remote.spawn(launcher, env={**env, **python_env}, log=log)
     deadline = time.monotonic() + SKEW_WAIT_S
     while True:
         answer = remote.exec(["cat", slot_file], timeout=remote.timeout)
@@ -92,18 +96,17 @@ class RemoteSkewed:
 
     mechanism = "vdso"
 
-    def __init__(self, remote: Any, python: str, project_root: Path, pid: int, slot_address: int) -> None:
+    def __init__(self, remote: Any, pid: int, slot_address: int) -> None:
         self.remote = remote
-        self.python = python
-        self.project_root = project_root
         self.pid = pid
         self.slot_address = slot_address
 
     def set_offset(self, offset_ns: int) -> None:
-        from nemesis.clockpatch import ClockPatchError
+        from splitbrain.control.clockpatch import ClockPatchError
 
-        cmd = ["env", f"PYTHONPATH={self.project_root}", self.python, "-m", "harness.skew_launcher", "set",
-               str(self.pid), str(self.slot_address), str(offset_ns)]
+        python, python_env = node_python(self.remote)
+        cmd = ["env", *(f"{k}={v}" for k, v in python_env.items()), python, "-m", "splitbrain.control.skew_launcher",
+               "set", str(self.pid), str(self.slot_address), str(offset_ns)]
         result = self.remote.exec(cmd, timeout=self.remote.timeout)
         if result.rc == 1:  # the launcher's answer: the process is gone or exec'd since
             raise ClockPatchError(result.stderr.strip() or f"process {self.pid}: cannot set its offset")
@@ -112,7 +115,7 @@ class RemoteSkewed:
 
 
 def spawn_skewable(node: str, remote: Any, argv: list[str], env: Mapping[str, str], log: str, clock: Any) -> Any:
-    from nemesis.clockpatch import ClockPatchError, spawn_skewed
+    from splitbrain.control.clockpatch import ClockPatchError, spawn_skewed
 
     cgroup = None
     if remote.cgroup_dir is not None:

@@ -3,8 +3,8 @@ program with its vDSO patched for the clock nemesis and reports where the patch 
 of a program started so. Only the standard library and nemesis/clockpatch.py: a node may have nothing
 else. The harness side is harness/nodes.py ``launch_skewed``.
 
-    python3 -m harness.skew_launcher spawn SLOT_FILE OFFSET_NS -- PROGRAM ARGS...
-    python3 -m harness.skew_launcher set PID SLOT_ADDRESS OFFSET_NS
+    python3 -m control.skew_launcher spawn SLOT_FILE OFFSET_NS -- PROGRAM ARGS...
+    python3 -m control.skew_launcher set PID SLOT_ADDRESS OFFSET_NS
 """
 
 from __future__ import annotations
@@ -13,14 +13,14 @@ import os
 import sys
 from pathlib import Path
 
-USAGE = ("usage: python3 -m harness.skew_launcher spawn SLOT_FILE OFFSET_NS -- PROGRAM ARGS...\n"
-         "       python3 -m harness.skew_launcher set PID SLOT_ADDRESS OFFSET_NS")
+USAGE = ("usage: python3 -m control.skew_launcher spawn SLOT_FILE OFFSET_NS -- PROGRAM ARGS...\n"
+         "       python3 -m control.skew_launcher set PID SLOT_ADDRESS OFFSET_NS")
 
 
 def spawn_main(args: list[str]) -> int:
     """Start the program with its vDSO patched, write "pid slot" to SLOT_FILE, and wait for it; exit with
     its status (so the launcher lives exactly as long as the program, and killing its group kills both)."""
-    from nemesis.clockpatch import ClockPatchError, spawn_skewed
+    from splitbrain.control.clockpatch import ClockPatchError, spawn_skewed
 
     if len(args) < 4 or args[2] != "--":
         print(USAGE, file=sys.stderr)
@@ -39,7 +39,7 @@ def spawn_main(args: list[str]) -> int:
 
 
 def set_main(args: list[str]) -> int:
-    from nemesis.clockpatch import ClockPatchError, set_offset
+    from splitbrain.control.clockpatch import ClockPatchError, set_offset
 
     if len(args) != 3:
         print(USAGE, file=sys.stderr)
