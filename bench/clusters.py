@@ -68,8 +68,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from splitbrain.control.local import LocalCluster  # noqa: E402
 from splitbrain.control.errors import ConfigError  # noqa: E402
+from splitbrain.control.local import LocalCluster  # noqa: E402
 from splitbrain.control.spawn import local_spawner  # noqa: E402
 from splitbrain.histories.op import Op  # noqa: E402
 

@@ -31,6 +31,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from splitbrain.control.errors import ConfigError, RemoteError
+from splitbrain.control.images import NODE_RECIPE, image_exists, require_docker
 from splitbrain.control.local import (
     _current_routes,
     _subnet_lock,
@@ -38,8 +40,6 @@ from splitbrain.control.local import (
     node_names,
     validate_run_id,
 )
-from splitbrain.control.errors import ConfigError, RemoteError
-from splitbrain.control.images import NODE_RECIPE, image_exists, require_docker
 from splitbrain.control.remote import ExecResult
 from splitbrain.control.ssh import _SPAWN, SPAWN_WAIT_S, SSHProcess
 

@@ -17,11 +17,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
-from splitbrain.control.local import LocalCluster
 from splitbrain.control.errors import ConfigError, RemoteError
+from splitbrain.control.local import LocalCluster
 from splitbrain.control.remote import Cgroup, LocalProcess
 
 _names = itertools.count(1)

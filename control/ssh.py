@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import paramiko
-
 from splitbrain.control.errors import ConfigError, RemoteError
 from splitbrain.control.remote import ExecResult, run_checked
 

@@ -24,9 +24,19 @@ from pathlib import Path
 from typing import Any
 
 from splitbrain.checkers.result import Result
-from splitbrain.harness import interpreter
 from splitbrain.control.errors import ConfigError
-from splitbrain.harness.generator import Once, Sleep, Stagger, Timed, TimeLimit, any_, clients, nemesis, phases
+from splitbrain.harness import interpreter
+from splitbrain.harness.generator import (
+    Once,
+    Sleep,
+    Stagger,
+    Timed,
+    TimeLimit,
+    any_,
+    clients,
+    nemesis,
+    phases,
+)
 from splitbrain.harness.store import RunDir, attach_log, detach_log, new_run_dir
 from splitbrain.harness.workloads import WORKLOADS, workload_named
 from splitbrain.histories.history import History
@@ -383,8 +393,8 @@ def _spawner(test: Test, cluster: Any, clock: Any, run_dir: RunDir) -> tuple[Any
     On SSH hosts the data and the config files stay on the hosts (written through SSH), which must have
     the target's programs (for the Raft store, the lb backends and the clock nemesis: this project and
     its Python too) at the same paths as this machine."""
-    from splitbrain.control.spawn import local_spawner, ssh_spawner
     from splitbrain.control.remote import LocalFiles, RemoteFiles
+    from splitbrain.control.spawn import local_spawner, ssh_spawner
 
     if test.remote == "ssh":
         return ssh_spawner(cluster, clock), RemoteFiles(cluster.remote), cluster.data_root

@@ -27,10 +27,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from splitbrain.control.clockpatch import ClockPatchError
 from splitbrain.control.errors import ConfigError
 from splitbrain.histories.op import Op
 from splitbrain.nemesis.base import completed
-from splitbrain.control.clockpatch import ClockPatchError
 
 log = logging.getLogger(__name__)
 

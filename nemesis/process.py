@@ -17,9 +17,9 @@ from typing import Any
 
 from splitbrain.control.errors import ConfigError, RemoteError
 from splitbrain.control.remote import ProcessHandle, Remote
+from splitbrain.control.target import HasPrimaries, Killable, Pausable
 from splitbrain.histories.op import Op
 from splitbrain.nemesis.base import completed
-from splitbrain.control.target import HasPrimaries, Killable, Pausable
 
 KILL, START, PAUSE, RESUME = "kill", "start", "pause", "resume"
 # Node choices an op may name (value), besides an explicit list of nodes.

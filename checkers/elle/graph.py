@@ -29,7 +29,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import networkx as nx
-
 from splitbrain.checkers.elle.consistency import implied_anomalies
 
 WW, WR, RW, PROCESS, REALTIME = 1, 2, 4, 8, 16

@@ -5,7 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from splitbrain.checkers.elle.consistency import anomaly_order, forbidden_anomalies, impossible_models, weakest_models
+from splitbrain.checkers.elle.consistency import (
+    anomaly_order,
+    forbidden_anomalies,
+    impossible_models,
+    weakest_models,
+)
 from splitbrain.checkers.elle.explain import EdgeExplainer, cycle_dot, cycle_text, step_reasons, txn_names
 from splitbrain.checkers.elle.graph import KIND_NAMES, Cycle, SearchOutcome
 from splitbrain.checkers.elle.txn import Txn

@@ -23,10 +23,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import networkx as nx
-
 from splitbrain.checkers.elle.consistency import NEEDS_PROCESS, NEEDS_REALTIME, canonical_model
 from splitbrain.checkers.elle.explain import write_cycle_dots
-from splitbrain.checkers.elle.graph import PROCESS, REALTIME, RW, WR, WW, DependencyGraph, find_cycles, gc_paused
+from splitbrain.checkers.elle.graph import (
+    PROCESS,
+    REALTIME,
+    RW,
+    WR,
+    WW,
+    DependencyGraph,
+    find_cycles,
+    gc_paused,
+)
 from splitbrain.checkers.elle.report import assemble, op_ref
 from splitbrain.checkers.elle.txn import Txn, process_order, realtime_order, transactions
 from splitbrain.checkers.result import Result

@@ -52,7 +52,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import httpx
-
 from splitbrain.histories.op import Op
 
 Status = Literal["ok", "fail", "info"]

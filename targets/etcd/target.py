@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
 from splitbrain.control.errors import RemoteError
 from splitbrain.control.remote import NodeFiles
 from splitbrain.control.target import OneProcessPerNode

@@ -14,7 +14,6 @@ from __future__ import annotations
 import http.client
 import json
 import logging
-import os
 import sys
 import time
 from collections.abc import Mapping

@@ -7,7 +7,6 @@ so clock faults reach the store's wall clock (its leases); kill, pause and resta
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence

@@ -64,7 +64,6 @@ from kazoo.exceptions import (
 )
 from kazoo.recipe.lock import Lock
 from kazoo.retry import KazooRetry
-
 from splitbrain.histories.op import Op
 
 ROOT = "/splitbrain"

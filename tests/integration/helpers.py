@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable
 
 import pytest
-
 from splitbrain.control.remote import LocalRemote
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="local nodes need root")

@@ -24,11 +24,10 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-
-from splitbrain.histories.op import Op
 from splitbrain.control import clockpatch
-from splitbrain.nemesis.clock import BUMP, ClockNemesis
 from splitbrain.control.clockpatch import ClockPatchError, SkewedProcess
+from splitbrain.histories.op import Op
+from splitbrain.nemesis.clock import BUMP, ClockNemesis
 
 pytestmark = [
     pytest.mark.integration,

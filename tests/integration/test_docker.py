@@ -15,11 +15,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-
-from splitbrain.harness.cli import main
 from splitbrain.control.docker import NODE_IMPORT_ROOT, DockerCluster, container_state, run_resources
 from splitbrain.control.errors import ConfigError
 from splitbrain.control.images import NODE_RECIPE, build_image, built_images, mirror_from_sources
+from splitbrain.harness.cli import main
+
 from tests.integration.helpers import needs_docker
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]

@@ -16,9 +16,8 @@ import time
 from pathlib import Path
 
 import pytest
-
-from splitbrain.harness import test as harness_test
 from splitbrain.control.local import leftover_runs
+from splitbrain.harness import test as harness_test
 from splitbrain.harness.test import RunOutcome
 
 pytestmark = [pytest.mark.integration,

@@ -11,9 +11,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
-from splitbrain.harness.cli import main
 from splitbrain.control.local import leftover_runs
+from splitbrain.harness.cli import main
 from splitbrain.harness.store import RunDir
 from splitbrain.harness.test import RunOutcome
 
@@ -37,7 +36,10 @@ def backend_faults(time_limit: float) -> list[dict]:
 
 
 def run_lb(store: Path, balancer: str, retry: str, workload: str, seed: int) -> RunOutcome:
-    from splitbrain.harness.test import Test, run  # here, so pytest does not mistake the Test dataclass for tests
+    from splitbrain.harness.test import (  # here, so pytest does not mistake the Test dataclass for tests
+        Test,
+        run,
+    )
 
     test = Test(target="lb", workload=workload, nemesis=("kill", "pause"), nodes=4, time_limit=8, seed=seed,
                 store=str(store), schedule=backend_faults(8), rate=100, concurrency=10,

@@ -14,11 +14,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-
 from splitbrain.control import local as cluster_module
-from splitbrain.control.local import LocalCluster, cleanup_run, host_ifname, leftover_runs, run_cgroup
 from splitbrain.control.errors import ConfigError, RemoteError
+from splitbrain.control.local import LocalCluster, cleanup_run, host_ifname, leftover_runs, run_cgroup
 from splitbrain.control.remote import LocalRemote, run_checked
+
 from tests.integration.helpers import (
     ECHO_CLIENT,
     ECHO_PORT,

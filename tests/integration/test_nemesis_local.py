@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from splitbrain.control.local import LocalCluster
 from splitbrain.control.remote import ExecResult
 from splitbrain.histories.op import Op
@@ -31,6 +30,7 @@ from splitbrain.nemesis.packet import (
 )
 from splitbrain.nemesis.partition import PartitionNemesis
 from splitbrain.nemesis.process import NodeProcesses, ProcessNemesis
+
 from tests.integration.helpers import (
     ECHO_PORT,
     ECHO_SERVER,

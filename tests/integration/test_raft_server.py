@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from splitbrain.checkers.linearizable import check_linearizable
 from splitbrain.checkers.models import kv
 from splitbrain.histories.history import History

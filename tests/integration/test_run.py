@@ -13,9 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
-
-from splitbrain.harness.cli import main
 from splitbrain.control.local import leftover_runs
+from splitbrain.harness.cli import main
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(os.geteuid() != 0, reason="local nodes need root (network namespaces)")]

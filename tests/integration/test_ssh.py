@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-from splitbrain.control.local import LocalCluster, leftover_runs
 from splitbrain.control.errors import ConfigError, RemoteError
+from splitbrain.control.local import LocalCluster, leftover_runs
 from splitbrain.control.ssh import SSHRemote, parse_ssh_hosts
+
 from tests.integration.helpers import wait_for
 
 pytestmark = [

@@ -17,11 +17,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from splitbrain.control.docker import run_resources
 from splitbrain.control.images import build_image
 from splitbrain.harness.store import RunDir
 from splitbrain.harness.test import RunOutcome
+
 from tests.integration import test_ssh as ssh_helpers
 from tests.integration.helpers import needs_docker, needs_sshd_and
 from tests.integration.test_etcd import PARTITIONS
@@ -44,7 +44,10 @@ def node_image() -> str:
 
 def docker_run(store: Path, target: str, workload: str, seed: int, *, nodes: int = 3,
                schedule: list[dict] | None = None, target_opts: dict | None = None) -> RunOutcome:
-    from splitbrain.harness.test import Test, run  # here, so pytest does not mistake the Test dataclass for tests
+    from splitbrain.harness.test import (  # here, so pytest does not mistake the Test dataclass for tests
+        Test,
+        run,
+    )
 
     test = Test(target=target, workload=workload, remote="docker", nemesis=("partition", "kill"), nodes=nodes,
                 time_limit=6, nemesis_interval=1.5, seed=seed, store=str(store), schedule=schedule, rate=100,

@@ -11,7 +11,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from splitbrain.control.local import leftover_runs
 
 pytestmark = [pytest.mark.integration,

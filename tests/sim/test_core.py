@@ -5,8 +5,18 @@ from __future__ import annotations
 import json
 
 import pytest
+from splitbrain.targets.raft.core import (
+    FOLLOWER,
+    LEADER,
+    Config,
+    Entry,
+    HardState,
+    Message,
+    NotLeader,
+    ReadState,
+    Ready,
+)
 
-from splitbrain.targets.raft.core import FOLLOWER, LEADER, Config, Entry, HardState, Message, NotLeader, ReadState, Ready
 from tests.sim.raft_driver import Driver
 
 

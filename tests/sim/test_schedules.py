@@ -8,7 +8,6 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
-
 from splitbrain.targets.raft.sim.check import check_sim
 from splitbrain.targets.raft.sim.faults import Step
 from splitbrain.targets.raft.sim.simulate import reproduction, simulate

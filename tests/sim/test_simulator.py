@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from splitbrain.histories.jsonl import read_jsonl, write_jsonl
 from splitbrain.targets.raft.sim.check import check_sim
 from splitbrain.targets.raft.sim.cli import run_sim_cli

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from splitbrain.checkers.basic import (
     CounterChecker,
     SetChecker,

@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from splitbrain.harness.cli import main
 from splitbrain.histories.jsonl import write_jsonl
 from splitbrain.histories.op import Op
+
 from tests.corpus import CORPUS, require_corpus
 
 

@@ -15,10 +15,10 @@ import time
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
+from splitbrain.control import clockpatch
+from splitbrain.control.clockpatch import ClockPatchError
 from splitbrain.control.errors import ConfigError
 from splitbrain.histories.op import Op
-from splitbrain.control import clockpatch
 from splitbrain.nemesis.clock import (
     BUMP,
     CLOCK_FS,
@@ -34,7 +34,6 @@ from splitbrain.nemesis.clock import (
     parse_strobe,
     strobe_offsets,
 )
-from splitbrain.control.clockpatch import ClockPatchError
 
 NODES = ["n1", "n2", "n3", "n4", "n5"]
 

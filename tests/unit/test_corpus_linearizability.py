@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-
 from splitbrain.checkers.linearizable import check_linearizable
 from splitbrain.checkers.models import cas_register, kv, multi_register
 from splitbrain.histories.formats import load_history
+
 from tests.corpus import CORPUS, corpus_files, require_corpus
 
 FOLDERS = {

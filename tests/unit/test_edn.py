@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from splitbrain.histories.edn import history_from_edn_text, parse_edn, read_edn_history, write_edn_history
 from splitbrain.histories.errors import HistoryFormatError
 from splitbrain.histories.op import Op

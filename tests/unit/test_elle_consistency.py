@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from splitbrain.checkers.elle.consistency import (
     IMPLIED_ANOMALIES,
     IMPLIED_MODELS,

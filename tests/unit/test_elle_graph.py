@@ -5,7 +5,6 @@ from __future__ import annotations
 import networkx as nx
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from splitbrain.checkers.elle.consistency import implied_anomalies
 from splitbrain.checkers.elle.graph import PROCESS, REALTIME, RW, WR, WW, DependencyGraph, find_cycles, label
 

@@ -8,7 +8,6 @@ import random
 from pathlib import Path
 
 import pytest
-
 from splitbrain.checkers.elle import ListAppendChecker, check_list_append, write_cycle_dots
 from splitbrain.checkers.elle.synth import pattern, schedule
 from splitbrain.histories.errors import HistoryFormatError

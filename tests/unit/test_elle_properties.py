@@ -14,7 +14,6 @@ import random
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from splitbrain.checkers.elle import check_list_append
 from splitbrain.checkers.elle.synth import PATTERNS, list_append_history, pattern, schedule, serial_txns
 from splitbrain.histories.history import History

@@ -9,7 +9,6 @@ import random
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from splitbrain.checkers.elle import RwRegisterChecker, check_rw_register
 from splitbrain.checkers.elle.synth import PlannedTxn, schedule
 from splitbrain.histories.errors import HistoryFormatError

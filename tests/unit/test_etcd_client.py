@@ -12,7 +12,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-
 from splitbrain.histories.op import Op
 from splitbrain.targets.etcd.client import (
     LockClient,

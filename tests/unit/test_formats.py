@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from splitbrain.histories.errors import HistoryFormatError
 from splitbrain.histories.formats import FORMATS, detect_format, load_history, save_history
 from splitbrain.histories.op import Op

@@ -7,7 +7,6 @@ import random
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from splitbrain.control.remote import ExecResult
 from splitbrain.histories.op import Op
 from splitbrain.nemesis.partition import (

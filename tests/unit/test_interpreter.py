@@ -7,7 +7,6 @@ import threading
 from typing import Any
 
 import pytest
-
 from splitbrain.harness import interpreter
 from splitbrain.harness.generator import Limit, Once, any_, clients, nemesis, phases
 from splitbrain.harness.workloads import RotatingKeys

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from splitbrain.histories.errors import HistoryFormatError
 from splitbrain.histories.jepsen_log import is_op_line, read_jepsen_log
 from splitbrain.histories.op import Op

@@ -7,7 +7,6 @@ import random
 from typing import Any
 
 import pytest
-
 from splitbrain.checkers.availability import check_availability, fault_windows
 from splitbrain.checkers.exactly_once import check_applied_once, check_generated_log
 from splitbrain.harness.generator import Context

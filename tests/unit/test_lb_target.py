@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from splitbrain.control.errors import ConfigError
 from splitbrain.histories.op import Op
 from splitbrain.targets.lb.backend import Backend, answer_of, last_position

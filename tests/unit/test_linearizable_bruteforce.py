@@ -7,10 +7,10 @@ import random
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from splitbrain.checkers import linearizable
 from splitbrain.checkers.linearizable import check_linearizable
 from splitbrain.checkers.models import KeyValue, MultiRegister, Mutex, Queue, Register, SetModel
+
 from tests.unit.linearizability_gen import brute_force_linearizable, random_history
 
 

@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from splitbrain.checkers.linearizable import check_linearizable
 from splitbrain.checkers.lock import INF, Grant, LockChecker, check_lock, overlapping_pairs
 from splitbrain.checkers.models import Mutex

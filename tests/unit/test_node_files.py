@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-
 from splitbrain.control.errors import RemoteError
 from splitbrain.control.remote import ExecResult, LocalFiles, RemoteFiles
 

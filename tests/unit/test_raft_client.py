@@ -7,7 +7,6 @@ import threading
 from collections.abc import Callable, Iterator
 
 import pytest
-
 from splitbrain.targets.raft.client import Outcome, RaftClient, outcome_of_response
 
 

@@ -7,7 +7,6 @@ import json
 from typing import Any
 
 import pytest
-
 from splitbrain.targets.raft.server.http_api import HttpApi, Reply
 
 pytestmark = pytest.mark.timeout(20)

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from splitbrain.targets.raft.core import Entry, Message
 from splitbrain.targets.raft.server.coalesce import coalesce_messages
 from splitbrain.targets.raft.server.http_api import Reply

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from splitbrain.targets.raft.server.storage import WAL_FILE, DurableLog, StorageCorruptError, encode_record
 
 

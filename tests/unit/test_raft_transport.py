@@ -8,7 +8,6 @@ import struct
 from typing import Any
 
 import pytest
-
 from splitbrain.targets.raft.server.transport import PeerTransport, encode_frame, parse_address
 
 pytestmark = pytest.mark.timeout(20)

@@ -7,7 +7,6 @@ import random
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from splitbrain.nemesis.schedule import FAULT_KINDS, Step, fault_schedule, parse_kinds
 
 NODES = [f"node{i}" for i in range(1, 6)]

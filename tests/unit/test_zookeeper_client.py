@@ -19,7 +19,6 @@ from kazoo.exceptions import (
     SessionExpiredError,
 )
 from kazoo.handlers.threading import KazooTimeoutError
-
 from splitbrain.control.errors import ConfigError
 from splitbrain.histories.op import Op
 from splitbrain.targets.zookeeper import client as zc

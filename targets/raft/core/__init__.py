@@ -11,7 +11,15 @@ from splitbrain.targets.raft.core.node import (
     RaftNode,
 )
 from splitbrain.targets.raft.core.state_machine import ApplyResult, StateMachine
-from splitbrain.targets.raft.core.types import MSG_TYPES, Entry, HardState, Message, PersistedState, ReadState, Ready
+from splitbrain.targets.raft.core.types import (
+    MSG_TYPES,
+    Entry,
+    HardState,
+    Message,
+    PersistedState,
+    ReadState,
+    Ready,
+)
 
 __all__ = [
     "BUGS", "CANDIDATE", "FOLLOWER", "LEADER", "MSG_TYPES", "PRE_CANDIDATE", "ApplyResult", "Config", "Entry",
