@@ -32,7 +32,7 @@ from types import TracebackType
 from typing import Any
 
 from splitbrain.control.errors import ConfigError, RemoteError
-from splitbrain.control.images import NODE_RECIPE, image_exists, require_docker
+from splitbrain.control.images import NODE_RECIPE, image_exists, require_container_start, require_docker
 from splitbrain.control.local import (
     _current_routes,
     _subnet_lock,
@@ -64,10 +64,12 @@ _SIGNAL_GROUP = 'kill -s "$1" -- "-$2"'
 
 
 def require_node_image(image: str = NODE_RECIPE.tag) -> None:
-    """ConfigError in one line unless the Docker daemon answers and has ``image``."""
+    """ConfigError in one line unless the Docker daemon answers and has ``image``; HostError when it cannot
+    start a container at all."""
     require_docker()
     if not image_exists(image):
         raise ConfigError(f"the node image {image} is not built; run `splitbrain images build`")
+    require_container_start()
 
 
 def network_name(run_id: str) -> str:
