@@ -353,7 +353,9 @@ def op_text(op: Operation) -> str:
     key = f" key={op.key!r}" if op.key is not None else ""
     if op.type == "ok":
         result = op.completion.value  # type: ignore[union-attr]
-        outcome = "ok" if result == op.invoke.value else f"ok {result!r}"
+        # A read's invocation has no value: its result is always shown, nil included (Jepsen's word).
+        same = result == op.invoke.value and op.invoke.value is not None
+        outcome = "ok" if same else f"ok {'nil' if result is None else repr(result)}"
     else:
         outcome = "info (may or may not have happened)" if op.type == "info" else op.type
     done = f"..{op.ret}" if op.ret is not None else "..never completed"

@@ -141,9 +141,9 @@ def built_images() -> list[BuiltImage]:
 def build_image(recipe: Recipe = NODE_RECIPE, *, force: bool = False, log=print) -> tuple[str, bool]:
     """Build the node image of ``recipe`` unless it exists (or ``force``). Returns (tag, built)."""
     require_docker()
+    require_container_start()  # before minutes of building an image no container could run
     if not force and image_exists(recipe.tag):
         return recipe.tag, False
-    require_container_start()  # before minutes of building an image no container could run
     if os.geteuid() != 0:
         raise ConfigError("building the node image needs root (debootstrap, chroot)")
     for tool in ("debootstrap", "chroot", "tar", "mount"):

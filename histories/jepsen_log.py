@@ -76,7 +76,7 @@ def read_jepsen_log(path: str) -> History:
     ops: list[Op] = []
     lines: list[int] = []
     open_arguments: dict[Any, Any] = {}  # process -> value of its open invocation
-    with open(path, encoding="utf-8") as fh:
+    with open(path, encoding="utf-8-sig") as fh:
         for lineno, raw in enumerate(fh, start=1):
             m = OP_LINE.search(raw.rstrip("\r\n"))
             if m is None:

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from splitbrain.control.remote import LocalRemote
@@ -98,3 +99,12 @@ def needs_sshd_and(*programs: str) -> pytest.MarkDecorator:
     missing = [p for p in ("/usr/sbin/sshd", *programs) if not present(p)]
     return pytest.mark.skipif(os.geteuid() != 0 or bool(missing),
                               reason=f"needs root and {', '.join(missing) or 'nothing else'} (.ci/setup installs them)")
+
+
+def run(test: Any, console: bool = False, out: Any = None) -> Any:
+    """Run a test given as TestOptions (the command line's way: names and strings) or as a Test."""
+    from splitbrain.harness.run import run as run_test
+    from splitbrain.harness.test import TestOptions
+
+    built = test.build() if isinstance(test, TestOptions) else test
+    return run_test(built, console=console, out=out if out is not None else open(os.devnull, "w"))

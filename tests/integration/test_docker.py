@@ -20,7 +20,7 @@ from splitbrain.control.errors import ConfigError
 from splitbrain.control.images import NODE_RECIPE, build_image, built_images, mirror_from_sources
 from splitbrain.harness.cli import main
 
-from tests.integration.helpers import needs_docker
+from tests.integration.helpers import needs_docker, run
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
 
@@ -162,7 +162,7 @@ def test_cleanup_removes_what_a_killed_run_left(tmp_path: Path, node_image: str)
 # -- runs ---------------------------------------------------------------------------------------------
 
 def docker_test(store: Path, seed: int, bugs: tuple[str, ...] = ()):
-    from splitbrain.harness.test import Test
+    from splitbrain.harness.test import TestOptions as Test  # here, so pytest does not collect it
 
     return Test(remote="docker", nodes=3, nemesis=("partition", "kill", "pause"), time_limit=10,
                 nemesis_interval=2.0, seed=seed, bugs=bugs, store=str(store), rate=100)
@@ -175,7 +175,6 @@ def docker_test(store: Path, seed: int, bugs: tuple[str, ...] = ()):
 def test_raft_store_on_docker_nodes_is_valid_under_faults(tmp_path: Path, node_image: str,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     from splitbrain.harness.store import RunDir
-    from splitbrain.harness.test import run
 
     monkeypatch.chdir(tmp_path)  # a relative --store, as on the command line: data must still land in it
     outcome = run(docker_test(Path("runs"), 1), console=False)
@@ -194,7 +193,6 @@ def test_raft_store_on_docker_nodes_is_valid_under_faults(tmp_path: Path, node_i
 @pytest.mark.timeout(600)
 def test_stale_read_bug_is_caught_on_docker_nodes(tmp_path: Path, node_image: str) -> None:
     from splitbrain.harness.store import RunDir
-    from splitbrain.harness.test import run
 
     verdicts = []
     for seed in (1, 2, 3, 4):  # caught on the first seed in every try here; four bound the time
@@ -238,7 +236,6 @@ def test_clock_skew_reaches_the_store_on_docker_nodes(tmp_path: Path, node_image
     """--bug lease-read (leader leases on the wall clock) is caught when the clocks of the processes in
     the containers step back: the skew really reaches them (vDSO patch made inside the node)."""
     from splitbrain.harness.store import RunDir
-    from splitbrain.harness.test import run
 
     verdicts = []
     for seed in range(1, 9):  # caught on 5 of seeds 1-8 when measured
