@@ -106,8 +106,6 @@ def verdict_lines(results: dict[str, Any], seed: Any, path: Any, interrupted: st
     lines = ["  ".join(parts[:1]) + ("  |  " + "  |  ".join(parts[1:]) if len(parts) > 1 else "")]
     for failure in (faults.get("failures") or [])[:3]:
         lines.append(f"  fault not applied: {failure.get('kind')} at {failure.get('at_s')} s: {failure.get('error')}")
-    if results.get("error"):
-        lines.append(f"  error: {results['error']}")
     if valid is not True and results.get("explanation"):
         lines.append(str(results["explanation"]).strip())
     return lines

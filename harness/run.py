@@ -199,6 +199,7 @@ def _run_in(test: Test, workload: Workload, steps: list[Step], run_dir: RunDir, 
     parts = _Parts()
     live = LiveLine(stats, console)
     error: str | None = None
+    bad_input = False
     try:
         _set_up(test, workload, run_dir, parts)
         signals.phase = "running"
@@ -208,6 +209,9 @@ def _run_in(test: Test, workload: Workload, steps: list[Step], run_dir: RunDir, 
                         stop=signals.hurry, stats=stats, drain_timeout=test.client_timeout_s * 3, hurry=signals.hurry)
     except Interrupted:
         pass  # the handler said so; what exists is torn down below
+    except ConfigError as e:  # found only once the nodes were reached (a host key, a login): bad input
+        error, bad_input = str(e), True
+        log.error("the run cannot go on as configured: %s", error)
     except Exception as e:  # noqa: BLE001 - the run failed: why goes to harness.log and results.json
         error = f"{type(e).__name__}: {e}"
         log.error("the run failed: %s\n%s", error, traceback.format_exc())
@@ -217,7 +221,7 @@ def _run_in(test: Test, workload: Workload, steps: list[Step], run_dir: RunDir, 
         _tear_down(test, parts)
         writer.close()
     remove_marker(run_dir.path)
-    return _conclude(test, workload, run_dir, recorder.ops, signals, error, out)
+    return _conclude(test, workload, run_dir, recorder.ops, signals, error, bad_input, out)
 
 
 def _set_up(test: Test, workload: Workload, run_dir: RunDir, parts: _Parts) -> None:
@@ -267,7 +271,7 @@ def _tear_down(test: Test, parts: _Parts) -> None:
 
 
 def _conclude(test: Test, workload: Workload, run_dir: RunDir, ops: list[Op], signals: RunSignals,
-              error: str | None, out: Any) -> RunOutcome:
+              error: str | None, bad_input: bool, out: Any) -> RunOutcome:
     result = workload.check(History(ops, str(run_dir.history_file)))
     results = result.to_json()
     interrupted = None
@@ -283,7 +287,8 @@ def _conclude(test: Test, workload: Workload, run_dir: RunDir, ops: list[Op], si
     for line in verdict_lines(results, test.seed, run_dir.path, interrupted):
         print(line, file=out)
     if error is not None:
-        code = EXIT_RUN_FAILED if result.valid is not False else EXIT_INVALID
+        print(f"error: {error}" if bad_input else f"error: the run failed: {error}", file=sys.stderr)
+        code = EXIT_INVALID if result.valid is False else EXIT_BAD_INPUT if bad_input else EXIT_RUN_FAILED
     else:
         code = signals.exit_code(result.valid) or _EXIT_OF[result.valid]
     return RunOutcome(result.valid, run_dir, results, interrupted, error, code)

@@ -20,7 +20,7 @@ from splitbrain.control.errors import ConfigError
 from splitbrain.control.images import NODE_RECIPE, build_image, built_images, mirror_from_sources
 from splitbrain.harness.cli import main
 
-from tests.integration.helpers import needs_docker, run
+from tests.integration.helpers import needs_docker, run, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
 
@@ -255,3 +255,24 @@ def test_clock_skew_reaches_the_store_on_docker_nodes(tmp_path: Path, node_image
     twin.nemesis, twin.schedule, twin.time_limit = ("partition",), lease_schedule(False), 9
     outcome = run(twin, console=False)
     assert outcome.valid is True, outcome.results.get("explanation")
+
+
+@needs_docker
+@pytest.mark.timeout(180)
+def test_kill_9_of_a_docker_run_leaves_no_container_within_ten_seconds(tmp_path: Path, node_image: str) -> None:
+    """The run's reaper removes its containers and network when the harness dies without a word."""
+    import sys
+
+    from splitbrain.harness.store import RunDir
+
+    store = tmp_path / "runs"
+    proc = subprocess.Popen([sys.executable, "-m", "splitbrain.harness.cli", "run", "--remote", "docker", "--nodes", "3",
+                             "--time-limit", "30", "--nemesis", "partition", "--seed", "3", "--store", str(store)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    assert wait_for(lambda: (store / "latest" / "test.json").exists(), 60)
+    run_id = RunDir((store / "latest").resolve()).run_id
+    assert wait_for(lambda: len(run_resources(run_id)[0]) == 3, 60), "the containers never started"
+    time.sleep(1.0)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert wait_for(lambda: run_resources(run_id) == ([], []), 10), run_resources(run_id)

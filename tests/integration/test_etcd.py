@@ -69,6 +69,9 @@ def test_linearizable_reads_are_valid_under_partitions(tmp_path: Path) -> None:
     assert by_f["read"]["ok_count"] > 30 and by_f["write"]["ok_count"] > 15  # the run really did something
     log = outcome.run_dir.path / "nodes" / "node1" / "etcd.log"
     assert log.stat().st_size > 0
+    harness_log = (outcome.run_dir.path / "harness.log").read_text()
+    assert "nemesis start-partition" in harness_log and "nemesis stop-partition done" in harness_log
+    assert "HTTP Request" not in harness_log  # httpx's line per request stays out of the harness's log
 
 
 @pytest.mark.timeout(240)

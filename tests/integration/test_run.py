@@ -210,3 +210,38 @@ def test_bad_options_exit_3(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert main(["run", "--store", str(tmp_path), "--bug", "nope"]) == 3
     err = capsys.readouterr().err
     assert err.count("error:") == 3 and "Traceback" not in err
+
+
+FAILING_TARGET = '''
+from splitbrain import RemoteError, TargetSpec
+
+
+class Failing:
+    def setup(self, test, node):
+        raise RemoteError(node, ["mysystem", "--start"], "mysystem: command not found")
+
+    def teardown(self, test, node):
+        pass
+
+
+def spec():
+    return TargetSpec("failing", build=lambda env: Failing(), clients={"register": lambda t, target, node: None})
+'''
+
+
+@pytest.mark.timeout(120)
+def test_a_run_that_fails_leaves_why_and_nothing_else(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "failing_target.py").write_text(FAILING_TARGET)
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "--target", "failing_target:spec", "--nodes", "3", "--nemesis", "none", "--store", "runs"]) == 4
+    run_dir = (tmp_path / "runs" / "latest").resolve()
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["error"] == "RemoteError: node1: mysystem --start: mysystem: command not found" or \
+        "mysystem: command not found" in results["error"]
+    log = (run_dir / "harness.log").read_text()
+    assert "the run failed" in log and "Traceback" in log and "command not found" in log
+    captured = capsys.readouterr()
+    assert "(the run failed)" in captured.out
+    assert captured.err.strip().splitlines() == [f"error: the run failed: {results['error']}"]
+    assert_nothing_left(run_dir)
