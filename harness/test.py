@@ -37,6 +37,7 @@ from splitbrain.harness.generator import (
     nemesis,
     phases,
 )
+from splitbrain.harness.report import write_report
 from splitbrain.harness.store import RunDir, attach_log, detach_log, new_run_dir
 from splitbrain.harness.workloads import WORKLOADS, workload_named
 from splitbrain.histories.history import History
@@ -356,6 +357,7 @@ def run(test: Test, *, console: bool = True, out: Any = None) -> RunOutcome:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
         if failed:  # e.g. a host refused: the run's log handler must not catch the next run's lines
+            write_report(run_dir, out=out)  # what there is: the history so far, harness.log
             detach_log(handler)
     try:
         result = workload.check(History(recorder.ops, str(run_dir.history_file)))
@@ -364,6 +366,7 @@ def run(test: Test, *, console: bool = True, out: Any = None) -> RunOutcome:
     results = result.to_json()
     run_dir.write_results(results)
     _print_verdict(result, run_dir, test, out, interrupted)
+    write_report(run_dir, out=out)
     return RunOutcome(result.valid, run_dir, results, interrupted)
 
 
@@ -440,6 +443,7 @@ def analyze(run_dir: RunDir) -> RunOutcome:
     result = workload_named(test.workload, test).check(history)
     results = result.to_json()
     run_dir.write_results(results)
+    write_report(run_dir)
     return RunOutcome(result.valid, run_dir, results)
 
 

@@ -38,9 +38,10 @@ class Mark:
 
 
 def is_timed(history: History) -> bool:
-    """Do the client ops carry times? (EDN and Jepsen-log histories may not.)"""
-    ops = history.client_ops()
-    return bool(ops) and all(op.time >= 0 for op in ops)
+    """Do the client ops carry times that tell them apart? (EDN and Jepsen-log histories may have none,
+    or all 0.)"""
+    times = [op.time for op in history.client_ops()]
+    return bool(times) and min(times) >= 0 and (len(times) == 1 or max(times) > min(times))
 
 
 def hover_text(o: Operation, timed: bool) -> str:
