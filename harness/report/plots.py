@@ -83,6 +83,7 @@ def _colours(fs: Sequence[str]) -> dict[str, Any]:
 def latency_raw_svg(history: History, spans: Sequence[FaultSpan]) -> str:
     """Every completed op's latency at its invocation time, by f (colour) and outcome (marker)."""
     import matplotlib
+    import numpy as np  # arrays, not lists: matplotlib converts a list of 100k floats slowly
 
     points = _points(history)
     fs = sorted({f for f, _ in points})
@@ -91,7 +92,7 @@ def latency_raw_svg(history: History, spans: Sequence[FaultSpan]) -> str:
         fig, ax = _figure("latency of every operation", "latency (ms, log)")
         handles = _shade(ax, spans)
         for (f, t), (xs, ys) in sorted(points.items()):
-            ax.scatter(xs, ys, s=6 if t == "ok" else 14, marker=TYPE_MARKERS.get(t, "o"), color=colour[f],
+            ax.scatter(np.asarray(xs, dtype=float), np.asarray(ys, dtype=float), s=6 if t == "ok" else 14, marker=TYPE_MARKERS.get(t, "o"), color=colour[f],
                        alpha=0.55, linewidths=0.8, label=f"{f} {t}", rasterized=True)
         ax.set_yscale("log")
         ax.legend(handles=ax.get_legend_handles_labels()[0] + handles, fontsize=7, ncol=2, loc="upper left",
