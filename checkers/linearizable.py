@@ -33,6 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from splitbrain.checkers import progress
 from splitbrain.checkers.result import Result, merge_validity
 from splitbrain.histories.history import History, Operation, hashable
 
@@ -419,7 +420,8 @@ def check_linearizable(history: History, model: Any, *, time_limit: float | None
     submodel = getattr(model, "submodel", None)
     outcomes: list[PartitionOutcome] = []
     total_ops = 0
-    for part in parts:
+    for done, part in enumerate(parts):
+        progress.report("partitions", done, len(parts), total_ops)
         part_model = submodel(part) if submodel is not None else model
         ops = prepared_operations(part, part_model)
         total_ops += len(ops)

@@ -103,6 +103,7 @@ def _first_line(text: str) -> str:
 
 
 def _run_check(args: argparse.Namespace) -> int:
+    from splitbrain.harness.check_progress import check_progress
     from splitbrain.histories.formats import load_history
     from splitbrain.histories.history import lift_independent
 
@@ -116,7 +117,8 @@ def _run_check(args: argparse.Namespace) -> int:
             if args.independent:
                 history = lift_independent(history)
             started = time.perf_counter()
-            result = check(history)
+            with check_progress(path):
+                result = check(history)
             elapsed_ms = (time.perf_counter() - started) * 1000
         except (HistoryFormatError, ValueError) as e:
             bad_input += 1

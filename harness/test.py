@@ -23,9 +23,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from splitbrain.checkers.availability import ENDS
 from splitbrain.checkers.result import Result
 from splitbrain.control.errors import ConfigError
 from splitbrain.harness import interpreter
+from splitbrain.harness.check_progress import check_progress
 from splitbrain.harness.generator import (
     Once,
     Sleep,
@@ -257,8 +259,7 @@ class _Console:
 class _FaultTracker:
     """Feeds the console's list of active faults from the nemesis ops as they are recorded."""
 
-    STOPS = {"stop-partition": "start-partition", "start": "kill", "resume": "pause",
-             "reset-clock": "bump-clock", "stop-packet": "start-packet"}
+    STOPS = {end: start for start, end in ENDS.items()}  # the one fault vocabulary (checkers/availability.py)
 
     def __init__(self, stats: interpreter.Stats, sink: Any) -> None:
         self.stats = stats
@@ -360,7 +361,8 @@ def run(test: Test, *, console: bool = True, out: Any = None) -> RunOutcome:
             write_report(run_dir, out=out)  # what there is: the history so far, harness.log
             detach_log(handler)
     try:
-        result = workload.check(History(recorder.ops, str(run_dir.history_file)))
+        with check_progress("the history"):
+            result = workload.check(History(recorder.ops, str(run_dir.history_file)))
     finally:
         detach_log(handler)
     results = result.to_json()

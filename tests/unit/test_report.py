@@ -229,3 +229,68 @@ def test_the_linearizability_failure_carries_the_state_after_each_placed_op():
     result = check_linearizable(History(ops), kv(None))
     assert result.valid is False
     assert result.details["failure"]["prefix_states"] == [[0, "1"], [2, "2"]]
+
+
+# -- lock and set evidence, progress ----------------------------------------------------------------------
+
+def _ops(spec: list[tuple]) -> History:
+    """(type, process, f, value) with times 10 ms apart."""
+    return History([Op(i, kind, p, f, v, time=i * 10 * MS) for i, (kind, p, f, v) in enumerate(spec)])
+
+
+def test_two_overlapping_lock_holds_are_marked_over_the_timeline(tmp_path: Path):
+    from splitbrain.checkers.lock import check_lock
+    from splitbrain.harness.report import write_history_report
+    from splitbrain.harness.report.inputs import history_inputs
+
+    a, b = {"lock": "l", "owner": "a"}, {"lock": "l", "owner": "b"}
+    h = _ops([("invoke", 0, "acquire", a), ("ok", 0, "acquire", {**a, "token": 1}),
+              ("invoke", 1, "acquire", b), ("ok", 1, "acquire", {**b, "token": 2}),
+              ("invoke", 0, "release", {**a, "token": 1}), ("ok", 0, "release", {**a, "token": 1}),
+              ("invoke", 1, "release", {**b, "token": 2}), ("ok", 1, "release", {**b, "token": 2})])
+    result = check_lock(h)
+    assert result.valid is False
+    path = tmp_path / "lock.html"
+    write_history_report(history_inputs(h, {"valid": False, "lock": result.to_json()}, path), path)
+    page = path.read_text()
+    marks = _embedded(page, "timeline-data")["marks"]
+    assert [m["label"] for m in marks] == ["owner a holds token 1", "owner b holds token 2"]
+    assert marks[0]["start"] == 10.0 and marks[0]["end"] == 40.0  # from the grant to the release's invocation
+    assert "Two holds at once" in page
+
+
+def test_a_lost_element_is_listed_with_its_ops(tmp_path: Path):
+    from splitbrain.checkers.basic import check_set
+    from splitbrain.harness.report import write_history_report
+    from splitbrain.harness.report.inputs import history_inputs
+
+    h = _ops([("invoke", 0, "add", 1), ("ok", 0, "add", 1), ("invoke", 1, "add", 2), ("ok", 1, "add", 2),
+              ("invoke", 0, "read", None), ("ok", 0, "read", [1])])
+    result = check_set(h)
+    path = tmp_path / "set.html"
+    write_history_report(history_inputs(h, {"valid": False, "set": result.to_json()}, path), path)
+    page = path.read_text()
+    assert "acknowledged but lost (1)" in page
+    roles = {r[5]: r[7] for r in _embedded(page, "timeline-data")["ops"]}
+    assert roles == {0: "", 2: "evidence", 4: "evidence"}  # the lost add and the read that misses it
+
+
+def test_a_long_check_shows_its_progress_on_a_terminal(monkeypatch):
+    import io
+
+    from splitbrain.harness import check_progress as cp
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr(cp, "QUIET_S", 0.0)
+    monkeypatch.setattr(cp, "EVERY_S", 0.0)
+    stream = Terminal()
+    with cp.check_progress("h.jsonl", stream):
+        assert check_linearizable(register_history(600, faults=0), kv(None)).valid is True
+    assert "checking h.jsonl: 9/10 partitions" in stream.getvalue() and "ops/s" in stream.getvalue()
+    quiet = io.StringIO()  # not a terminal: nothing
+    with cp.check_progress("h.jsonl", quiet):
+        check_linearizable(register_history(600, faults=0), kv(None))
+    assert quiet.getvalue() == ""
