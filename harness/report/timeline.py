@@ -136,7 +136,9 @@ def timeline_data(history: History, spans: Sequence[FaultSpan], *, roles: Mappin
         records.append([lane_of[o.process], start, end, o.type, f, o.call, hover_text(o, timed),
                         roles.get(o.call, ""), labels.get(o.call, "")])
     x_min = min((r[1] for r in records), default=0.0)
-    x_max = max([x_end] + [r[2] for r in records if r[2] is not None])
+    # The drawing spans the ops it shows (a bounded window is not stretched to the whole run); an op that
+    # never completed reaches the end of the history.
+    x_max = max((r[2] if r[2] is not None else x_end for r in records), default=x_end)
     faults = []
     for s in spans:
         start = x_of(s.start, s.start_index)

@@ -115,8 +115,9 @@
       const [r, t] = this.bands[i], x0 = this.x(f.start), x1 = this.x(f.end);
       r.setAttribute("x", x0.toFixed(1));
       r.setAttribute("width", Math.max(1, x1 - x0).toFixed(1));
-      t.setAttribute("x", (x0 + 3).toFixed(1));
-      t.style.display = x1 - x0 > 40 ? "" : "none";
+      const visible0 = Math.max(x0, GUTTER);  // a band that began before the view is labelled where it shows
+      t.setAttribute("x", (visible0 + 3).toFixed(1));
+      t.style.display = x1 - visible0 > 40 ? "" : "none";
     });
     d.marks.forEach((m, i) => {
       const [r, t] = this.marks[i], x0 = this.x(m.start), x1 = this.x(m.end);
