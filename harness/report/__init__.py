@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from splitbrain.checkers.availability import fault_spans
-from splitbrain.harness.report.evidence import OpLookup, evidence_for
+from splitbrain.harness.report.evidence import Evidence, OpLookup, evidence_for
 from splitbrain.harness.report.inputs import REPORT_FILE, ReportInputs, history_inputs, run_inputs
 from splitbrain.harness.report.node_logs import Event, node_logs
 from splitbrain.harness.report.page import asset, render, script_json, svg_data_uri
@@ -41,7 +41,7 @@ def render_report(inputs: ReportInputs, command: str | None = None) -> tuple[str
     s = summary(inputs, spans, command)
     lookup = OpLookup(history) if history is not None else None
     evidence = [e for name, r in inputs.checkers.items()
-                if (e := evidence_for(name, r, history, spans, lookup)) is not None]
+                if (e := _evidence(name, r, history, spans, lookup)) is not None]
     roles: dict[int, str] = {}
     labels: dict[int, str] = {}
     marks = []
@@ -66,7 +66,11 @@ def render_report(inputs: ReportInputs, command: str | None = None) -> tuple[str
         if e.kind == "linearizable":
             item["window_json"] = script_json(e.data["window"])
         context["evidence"].append(item)
-    context["plots"], context["plots_note"] = _plots(history, spans, s.duration_s)
+    try:
+        context["plots"], context["plots_note"] = _plots(history, spans, s.duration_s)
+    except Exception as e:  # noqa: BLE001 - the rest of the report is still worth having
+        log.exception("report: the plots could not be drawn")
+        context["plots_note"] = f"the plots could not be drawn: {type(e).__name__}: {e}"
     if inputs.run_dir is not None:
         events = [Event(f"{sp.kind} starts", sp.start) for sp in spans]
         events += [Event(f"{sp.ended_by or 'the end'} ({sp.kind} ends)", sp.end) for sp in spans]
@@ -79,6 +83,17 @@ def render_report(inputs: ReportInputs, command: str | None = None) -> tuple[str
         context["files"] = [f for f in RUN_FILES if (inputs.run_dir / f).is_file()]
     context["js"] = Markup(asset("timeline.js"))
     return render("report.html", **context), s
+
+
+def _evidence(name: str, result: dict[str, Any], history: Any, spans: Any, lookup: Any) -> Evidence | None:
+    """One checker's evidence; a result this report cannot draw is shown as its text, with why."""
+    try:
+        return evidence_for(name, result, history, spans, lookup)
+    except Exception as e:  # noqa: BLE001 - one undrawable result must not cost the whole report
+        log.exception("report: the evidence of %s could not be drawn", name)
+        ev = Evidence(name, "text", result.get("valid"), str(result.get("explanation", "")))
+        ev.data["details"] = f"(this result could not be drawn: {type(e).__name__}: {e})"
+        return ev
 
 
 def _timeline_note(t: dict[str, Any]) -> str:

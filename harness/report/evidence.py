@@ -112,7 +112,9 @@ def _linearizable(ev: Evidence, failure: dict[str, Any], history: History, spans
     order = {call: k + 1 for k, call in enumerate(failure.get("partial_linearization", []))}
     states = {call: state for call, state in failure.get("prefix_states", [])}
     concurrent = {c["invoke_index"] for c in failure.get("concurrent", []) if isinstance(c, dict)}
-    pos = next(i for i, o in enumerate(part) if o.call == failing.call)
+    if failing not in part:  # a key that did not survive the trip through JSON as it was: look at every op
+        part = list(history.operations())
+    pos = part.index(failing)
     window = part[max(0, pos - WINDOW_BEFORE): pos + WINDOW_AFTER + 1]
     window += [o for o in part if o.call in concurrent and o not in window]
     window.sort(key=lambda o: o.call)

@@ -294,3 +294,13 @@ def test_a_long_check_shows_its_progress_on_a_terminal(monkeypatch):
     with cp.check_progress("h.jsonl", quiet):
         check_linearizable(register_history(600, faults=0), kv(None))
     assert quiet.getvalue() == ""
+
+
+def test_a_result_the_report_cannot_draw_is_shown_as_text_and_the_rest_is_drawn(tmp_path: Path):
+    run = make_run(tmp_path, n_ops=100, stale_at=50)
+    results = json.loads((run / "results.json").read_text())
+    results["linearizable"]["failure"]["partial_linearization"] = 7  # not a list: a damaged results.json
+    (run / "results.json").write_text(json.dumps(results))
+    page = build_report(run)[0].read_text()
+    assert "this result could not be drawn: TypeError" in page
+    assert _embedded(page, "timeline-data")["shown"] == 100 and page.count('<img class="plot"') == 3
