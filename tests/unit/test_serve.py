@@ -139,3 +139,18 @@ def test_the_index_rereads_only_runs_whose_files_changed(tmp_path: Path, monkeyp
     os.utime(changed, ns=(1, 1))
     rows = {r.path: r for r in idx.rows()}
     assert len(reads) == 31 and rows["t/20260100T000003.000"].verdict == "invalid"
+
+
+def test_serve_refuses_a_missing_store_and_a_busy_port_in_one_line(tmp_path: Path, capsys):
+    import socket
+
+    from splitbrain.harness.cli import main
+
+    assert main(["serve", "--store", str(tmp_path / "nope")]) == 3
+    assert "no such directory" in capsys.readouterr().err
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        assert main(["serve", "--store", str(tmp_path), "--port", str(busy.getsockname()[1])]) == 3
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot listen on 127.0.0.1" in err
