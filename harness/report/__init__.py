@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from splitbrain.checkers.availability import fault_spans
+from splitbrain.checkers.linearizable import op_text
 from splitbrain.harness.report.evidence import Evidence, OpLookup, evidence_for
+from splitbrain.harness.report.faults import describe_fault, kind_name
 from splitbrain.harness.report.inputs import REPORT_FILE, ReportInputs, history_inputs, run_inputs
 from splitbrain.harness.report.node_logs import Event, node_logs
 from splitbrain.harness.report.page import asset, render, script_json, svg_data_uri
@@ -72,10 +74,10 @@ def render_report(inputs: ReportInputs, command: str | None = None) -> tuple[str
         log.exception("report: the plots could not be drawn")
         context["plots_note"] = f"the plots could not be drawn: {type(e).__name__}: {e}"
     if inputs.run_dir is not None:
-        events = [Event(f"{sp.kind} starts", sp.start) for sp in spans]
-        events += [Event(f"{sp.ended_by or 'the end'} ({sp.kind} ends)", sp.end) for sp in spans]
+        events = [Event(f"{describe_fault(sp)} begins", sp.start) for sp in spans]
+        events += [Event(f"{kind_name(sp)} ends ({sp.ended_by})", sp.end) for sp in spans if sp.ended_by]
         if focus is not None and lookup is not None and (o := lookup.get(focus)) is not None and is_timed(history):
-            events.append(Event(f"the failure: op {o.call}", o.invoke.time))
+            events.append(Event(f"the failure: {op_text(o)}", o.invoke.time))
         context["logs"] = node_logs(inputs.run_dir, sorted(events, key=lambda e: e.time_ns), inputs.time_zero)
         context["logs_note"] = ("Lines logged from 1 s before to 2 s after each fault's start and end, and the "
                                 "failing operation." if inputs.time_zero is not None else

@@ -36,8 +36,8 @@ class Event:
 
 @dataclass
 class Excerpt:
-    labels: list[str]
-    lines: list[tuple[int, str]]   # (line number, text)
+    title: str
+    lines: list[tuple[int | None, str]]  # (line number, text); number None: an event, where it happened
     left_out: int = 0
 
 
@@ -80,16 +80,19 @@ def line_time(line: str) -> float | None:
         return None
 
 
-def _windows(events: Sequence[Event], zero: float) -> list[tuple[float, float, list[str]]]:
-    """Merged wall-clock windows around the events, each with the labels of the events in it."""
-    raw = sorted((zero + e.time_ns / 1e9 - BEFORE_S, zero + e.time_ns / 1e9 + AFTER_S, e.label)
+Window = tuple[float, float, list[tuple[float, str]]]  # wall-clock start, end, and the events in it
+
+
+def _windows(events: Sequence[Event], zero: float) -> list[Window]:
+    """Merged wall-clock windows around the events, each with its events (wall time, label)."""
+    raw = sorted((zero + e.time_ns / 1e9 - BEFORE_S, zero + e.time_ns / 1e9 + AFTER_S, zero + e.time_ns / 1e9, e.label)
                  for e in events[:MAX_EVENTS])
-    merged: list[tuple[float, float, list[str]]] = []
-    for start, end, label in raw:
+    merged: list[Window] = []
+    for start, end, at, label in raw:
         if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(end, merged[-1][1]), merged[-1][2] + [label])
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]), merged[-1][2] + [(at, label)])
         else:
-            merged.append((start, end, [label]))
+            merged.append((start, end, [(at, label)]))
     return merged
 
 
@@ -99,14 +102,16 @@ def _read_lines(path: Path) -> list[str]:
     return text.splitlines()
 
 
-def excerpt_log(path: Path, windows: list[tuple[float, float, list[str]]]) -> list[Excerpt]:
-    lines = _read_lines(path)
-    out = [Excerpt(labels, []) for _, _, labels in windows]
+def excerpt_log(path: Path, windows: list[Window], zero: float) -> list[Excerpt]:
+    """The lines of ``path`` stamped inside each window, with the window's events put among them where
+    they happened (a line without a stamp goes with the stamped line before it)."""
     if not windows:
         return []
+    found: list[list[tuple[int, str, float]]] = [[] for _ in windows]
+    left_out = [0] * len(windows)
     starts = [start for start, _, _ in windows]  # merged: sorted and disjoint
     current: float | None = None
-    for number, text in enumerate(lines, start=1):
+    for number, text in enumerate(_read_lines(path), start=1):
         stamp = line_time(text)
         if stamp is not None:
             current = stamp
@@ -114,12 +119,26 @@ def excerpt_log(path: Path, windows: list[tuple[float, float, list[str]]]) -> li
             continue
         k = bisect.bisect_right(starts, current) - 1
         if k >= 0 and current <= windows[k][1]:
-            ex = out[k]
-            if len(ex.lines) < MAX_LINES_PER_EXCERPT:
-                ex.lines.append((number, text[:MAX_LINE_CHARS]))
+            if len(found[k]) < MAX_LINES_PER_EXCERPT:
+                found[k].append((number, text[:MAX_LINE_CHARS], current))
             else:
-                ex.left_out += 1
-    return [ex for ex in out if ex.lines]
+                left_out[k] += 1
+    out = []
+    for (start, end, events), lines, more in zip(windows, found, left_out, strict=True):
+        if not lines:
+            continue
+        merged: list[tuple[int | None, str]] = []
+        pending = sorted(events)
+        for number, text, stamp in lines:
+            while pending and pending[0][0] <= stamp:
+                at, label = pending.pop(0)
+                merged.append((None, f"{at - zero:.3f} s  {label}"))
+            merged.append((number, text))
+        merged += [(None, f"{at - zero:.3f} s  {label}") for at, label in pending]
+        title = (f"{start - zero:.1f} s to {end - zero:.1f} s into the run: {len(events)} "
+                 + ("event" if len(events) == 1 else "events"))
+        out.append(Excerpt(title, merged, more))
+    return out
 
 
 def node_log_files(run_dir: Path) -> list[tuple[str, Path]]:
@@ -145,10 +164,10 @@ def node_logs(run_dir: Path, events: Sequence[Event], time_zero: dt.datetime | N
             if time_zero is None:
                 lines = _read_lines(path)
                 start = max(0, len(lines) - TAIL_LINES)
-                log.excerpts = [Excerpt(["the end of the log (no clock anchor in harness.log)"],
+                log.excerpts = [Excerpt("the end of the log (no clock anchor in harness.log)",
                                         [(start + i + 1, t[:MAX_LINE_CHARS]) for i, t in enumerate(lines[start:])])]
             else:
-                log.excerpts = excerpt_log(path, windows)
+                log.excerpts = excerpt_log(path, windows, time_zero.timestamp())
                 if size > MAX_SCAN_BYTES:
                     log.note = f"only the first {MAX_SCAN_BYTES >> 20} MiB were searched"
         except OSError as e:
