@@ -111,6 +111,7 @@ def test_the_report_of_a_failing_run_shows_the_op_that_cannot_be_placed(tmp_path
     assert failing in {r[5] for r in window["ops"]} and any(r[7] == "prefix" for r in window["ops"])
     assert page.count('<img class="plot"') == 3
     assert "saw start-partition" in page and "never excerpted" not in page  # node logs around the faults
+    assert page.index("partition primaries: node3 | node1 node2 begins") < page.index("saw start-partition")
     assert "splitbrain repro" in page
     assert not re.search(r'(src|href)="(https?:)?//', page), "the report must not reach the network"
 
