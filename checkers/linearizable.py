@@ -33,10 +33,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from splitbrain.checkers import progress
 from splitbrain.checkers.result import Result, merge_validity
 from splitbrain.histories.history import History, Operation, hashable
 
 DEFAULT_MAX_CONFIGS = 20_000_000
+PREFIX_STATES_KEPT = 64  # the failure's last placed ops, each with the state after it (Porcupine's view)
 _CHECK_EVERY = 1 << 14
 
 
@@ -64,6 +66,7 @@ class PartitionOutcome:
     cause: str | None = None
     label: Any = None
     steps: int = 0
+    model: Any = None  # the model this partition was searched with (a per-key submodel, or the model)
 
 
 def prepared_operations(history: History, model: Any) -> list[Operation]:
@@ -362,6 +365,19 @@ def op_text(op: Operation) -> str:
     return f"[{op.call}{done}] process {op.process} {op.f}{key}{arg} -> {outcome}"
 
 
+def _prefix_states(outcome: PartitionOutcome, prefix: Sequence[int], model: Any) -> list[list[Any]]:
+    """[invoke index, state after it] for the last ``PREFIX_STATES_KEPT`` ops of a linearized prefix,
+    replayed from the initial state (every step is legal: the search placed them in this order)."""
+    step = (outcome.model if outcome.model is not None else model).step
+    state = outcome.states[0]
+    after = []
+    for i in prefix:
+        _, state = step(state, outcome.ops[i])
+        after.append(state)
+    first = max(0, len(prefix) - PREFIX_STATES_KEPT)
+    return [[outcome.ops[prefix[k]].call, _describe_state(model, after[k])] for k in range(first, len(prefix))]
+
+
 def _explain(outcome: PartitionOutcome, model: Any) -> tuple[dict[str, Any], str]:
     failure = outcome.failure
     assert failure is not None
@@ -381,6 +397,7 @@ def _explain(outcome: PartitionOutcome, model: Any) -> tuple[dict[str, Any], str
         "longest_linearized_prefix": len(prefix),
         "partial_linearization": [ops[i].call for i in prefix],
         "final_states": final_states,
+        "prefix_states": _prefix_states(outcome, prefix, model),
     }
     lines = [f"cannot linearize {op_text(op)}",
              f"  the longest linearizable prefixes place {len(prefix)} of {len(ops)} ops; after them the state "
@@ -405,7 +422,8 @@ def check_linearizable(history: History, model: Any, *, time_limit: float | None
     submodel = getattr(model, "submodel", None)
     outcomes: list[PartitionOutcome] = []
     total_ops = 0
-    for part in parts:
+    for done, part in enumerate(parts):
+        progress.report("partitions", done, len(parts), total_ops)
         part_model = submodel(part) if submodel is not None else model
         ops = prepared_operations(part, part_model)
         total_ops += len(ops)
@@ -415,6 +433,7 @@ def check_linearizable(history: History, model: Any, *, time_limit: float | None
         except SearchAborted as e:
             outcome = PartitionOutcome("unknown", ops, 0, [], cause=e.cause)
         outcome.label = label
+        outcome.model = part_model
         outcomes.append(outcome)
         if outcome.valid is False:
             break  # one invalid partition decides the verdict

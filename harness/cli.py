@@ -85,6 +85,7 @@ def _add_check(sub: Any) -> None:
     p.add_argument("--max-configs", type=int, metavar="N", help="memory bound of the linearizability search")
     p.add_argument("--consistency-model", metavar="M", help="list-append / rw-register: the model to check")
     p.add_argument("--json", action="store_true", help="one JSON object per file")
+    p.add_argument("--report", metavar="DIR", help="also write an HTML report per history: DIR/<name>.html")
     p.set_defaults(run=_run_check)
 
 
@@ -120,19 +121,22 @@ def _first_line(text: str) -> str:
 
 
 def _run_check(args: argparse.Namespace) -> int:
+    from splitbrain.harness.check_progress import check_progress
     from splitbrain.histories.formats import load_history
     from splitbrain.histories.history import lift_independent
 
     check = _check_fn(args)
     verdicts: list[Any] = []
     bad_input = 0
+    reports: set[Any] = set()
     for path in args.histories:
         try:
             history = load_history(path, args.format)
             if args.independent:
                 history = lift_independent(history)
             started = time.perf_counter()
-            result = _checked(check, history, args.format)
+            with check_progress(path):
+                result = _checked(check, history, args.format)
             elapsed_ms = (time.perf_counter() - started) * 1000
         except (HistoryFormatError, ValueError) as e:
             bad_input += 1
@@ -143,15 +147,20 @@ def _run_check(args: argparse.Namespace) -> int:
                 print(f"ERROR    {message}")
             continue
         verdicts.append(result.valid)
+        report = _check_report(args, path, history, result, reports) if args.report else None
         if args.json:
             record = {"file": path, "valid": result.valid, "elapsed_ms": round(elapsed_ms, 3)}
             record.update(result.to_json())
+            if report is not None:
+                record["report"] = str(report)
             print(json.dumps(record, default=_json_default))
         else:
             label = {True: "VALID", False: "INVALID", "unknown": "UNKNOWN"}[result.valid]
             print(f"{label:<8} {path}  ({elapsed_ms:.1f} ms)")
             if result.valid is not True and result.explanation:
                 print("\n".join("         " + line for line in result.explanation.strip().splitlines()))
+            if report is not None:
+                print(f"         report: {report}")
     if len(args.histories) > 1 and not args.json:
         counts = {v: sum(1 for x in verdicts if x is v or x == v) for v in (True, False, "unknown")}
         print(f"{len(args.histories)} histories: {counts[True]} valid, {counts[False]} invalid, "
@@ -177,6 +186,17 @@ def _checked(check: Callable[..., Result], history: Any, format: str) -> Result:
         raise HistoryFormatError(history.source, line, e.message) from None
     except RecursionError:
         raise HistoryFormatError(history.source, None, "values nested too deeply to check") from None
+
+
+def _check_report(args: argparse.Namespace, path: str, history: Any, result: Result, taken: set[Any]) -> Any:
+    from splitbrain.harness.report.command import check_report
+
+    checker = args.checker or "linearizable"
+    options = [f"--{k.replace('_', '-')}={v}" for k, v in (("model", args.model), ("checker", args.checker),
+               ("init", args.init), ("nil_reads", args.nil_reads), ("format", args.format),
+               ("consistency_model", args.consistency_model)) if v not in (None, "auto")]
+    command = ["splitbrain", "check", path, *options] + (["--independent"] if args.independent else [])
+    return check_report(args.report, path, history, checker, result, command, taken)
 
 
 def _json_default(value: Any) -> Any:
@@ -332,6 +352,8 @@ def _run_analyze(args: argparse.Namespace) -> int:
     print(f"{label}  {outcome.run_dir.path}  (analysis.json)")
     if outcome.valid is not True and outcome.results.get("explanation"):
         print(outcome.results["explanation"])
+    if (outcome.run_dir.path / "report.html").is_file():
+        print(f"report: {outcome.run_dir.path / 'report.html'}")
     return outcome.exit_code
 
 
@@ -459,10 +481,61 @@ def _run_sim(args: argparse.Namespace) -> int:
     return EXIT_BAD_INPUT if code == 3 else code
 
 
+# -- report / serve --------------------------------------------------------------------------------------
+
+def _add_report(sub: Any) -> None:
+    from splitbrain.histories.formats import FORMATS
+
+    p = sub.add_parser("report", help="write the HTML report of a run directory or of a history file",
+                       description="Write a self-contained HTML report: RUN_DIR/report.html from the run's files "
+                                   "as they are (no new check; `analyze` checks again), or, for a history file "
+                                   "(JSONL, EDN, Jepsen log), ./NAME.html with its timeline and plots. "
+                                   "`check --report DIR` adds a checker's evidence.")
+    p.add_argument("path", metavar="RUN_DIR|HISTORY")
+    p.add_argument("--out", metavar="FILE", help="write the report here instead")
+    p.add_argument("--format", default="auto", choices=("auto",) + FORMATS, help="of a history file")
+    p.set_defaults(run=_run_report)
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    from splitbrain.harness.report.command import report_command
+
+    return report_command(args.path, args.out, args.format, sys.stdout)
+
+
+def _add_serve(sub: Any) -> None:
+    p = sub.add_parser("serve", help="browse a store of runs in a web browser (read-only)",
+                       description="Serve a store of runs over HTTP, read-only: a page of every run (filter by "
+                                   "verdict, target, workload; search by seed or name; sort by date), each run's "
+                                   "report, files and a zip of it.")
+    p.add_argument("--store", default="runs", metavar="DIR", help="the store (default runs/)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    p.set_defaults(run=_run_serve)
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from splitbrain.harness.serve import serve
+
+    if not Path(args.store).is_dir():
+        raise UsageError(f"serve: --store {args.store}: no such directory")
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"serve: --port must be between 0 and 65535, got {args.port}")
+    try:
+        serve(Path(args.store), args.host, args.port, out=sys.stdout)
+    except KeyboardInterrupt:
+        return 0  # Ctrl-C is how a server is stopped
+    except OSError as e:
+        raise UsageError(f"serve: cannot listen on {args.host}:{args.port}: {e.strerror or e}") from None
+    return 0
+
+
 # -- entry point -----------------------------------------------------------------------------------------
 
 COMMANDS: list[Callable[[Any], None]] = [_add_check, _add_run, _add_sim, _add_analyze, _add_repro, _add_cleanup,
-                                         _add_targets, _add_images]
+                                         _add_targets, _add_images, _add_report, _add_serve]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,6 +14,7 @@ the last, which is what lets the recorder keep up with thousands of ops per seco
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import queue
 import random
@@ -28,6 +29,10 @@ from splitbrain.harness.generator import NEMESIS_THREAD, PENDING, Context, Gener
 from splitbrain.histories.op import Op
 
 log = logging.getLogger("splitbrain.interpreter")
+
+# Logged (into harness.log) when the history's clock starts: op times are ns after this wall-clock instant,
+# which is how the report finds the node log lines around a fault.
+TIME_ZERO_LOG = "history time 0 is %s"
 
 
 class Recorder(Protocol):
@@ -116,6 +121,7 @@ def run(test: Any, gen: Generator, *, clients: Mapping[int, Client], nemesis: An
     stats = stats or Stats()
     nodes_of = nodes_of or {}
     t0 = time.monotonic_ns()
+    log.info(TIME_ZERO_LOG, dt.datetime.now(dt.UTC).isoformat(timespec="microseconds"))
     done: queue.SimpleQueue[tuple[Any, Op]] = queue.SimpleQueue()  # C-implemented: the hot path
     n_clients = len(clients)
     workers: dict[Any, _Worker] = {}

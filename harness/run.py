@@ -29,6 +29,7 @@ from splitbrain.control.errors import ConfigError
 from splitbrain.control.remote import NO_CGROUP_WARNING, cgroup_base
 from splitbrain.control.target import TargetEnv, capabilities_of
 from splitbrain.harness import interpreter
+from splitbrain.harness.check_progress import check_progress
 from splitbrain.harness.console import FaultTracker, LiveLine, verdict_lines
 from splitbrain.harness.generator import (
     Once,
@@ -43,6 +44,7 @@ from splitbrain.harness.generator import (
     phases,
 )
 from splitbrain.harness.reaper import Reaper, dead_runs, remove_marker, write_marker
+from splitbrain.harness.report import write_report
 from splitbrain.harness.stopping import Interrupted, RunSignals
 from splitbrain.harness.store import RunDir, attach_log, detach_log, new_run_dir
 from splitbrain.harness.test import Test, check_capabilities, check_store
@@ -272,7 +274,8 @@ def _tear_down(test: Test, parts: _Parts) -> None:
 
 def _conclude(test: Test, workload: Workload, run_dir: RunDir, ops: list[Op], signals: RunSignals,
               error: str | None, bad_input: bool, out: Any) -> RunOutcome:
-    result = workload.check(History(ops, str(run_dir.history_file)))
+    with check_progress("the history"):
+        result = workload.check(History(ops, str(run_dir.history_file)))
     results = result.to_json()
     interrupted = None
     if signals.signum is not None:
@@ -286,6 +289,7 @@ def _conclude(test: Test, workload: Workload, run_dir: RunDir, ops: list[Op], si
     run_dir.write_results(results)
     for line in verdict_lines(results, test.seed, run_dir.path, interrupted):
         print(line, file=out)
+    write_report(run_dir, out=out)  # also for interrupted and failed runs: what there is
     if error is not None:
         print(f"error: {error}" if bad_input else f"error: the run failed: {error}", file=sys.stderr)
         code = EXIT_INVALID if result.valid is False else EXIT_BAD_INPUT if bad_input else EXIT_RUN_FAILED
@@ -310,6 +314,7 @@ def analyze(run_dir: RunDir) -> RunOutcome:
     if dropped:
         results["dropped_last_line"] = dropped
     run_dir.write_json("analysis.json", results)
+    write_report(run_dir)
     code = _EXIT_OF[result.valid]
     return RunOutcome(result.valid, run_dir, results, None, None, code)
 

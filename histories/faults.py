@@ -60,7 +60,9 @@ class FaultWindow(NamedTuple):
     """A fault active from ``start`` to ``end`` (ns since the test began): from the invocation of its
     starting op (it may bite before it is confirmed) to the completion of the op that ended it (or the
     end of the history). ``value`` is what the starting op's completion said it did, ``error`` why it could
-    not be applied (a fault that failed is still a window: it was attempted)."""
+    not be applied (a fault that failed is still a window: it was attempted). ``start_index`` and
+    ``end_index`` are those completions' op indexes (``end_index`` None when the history ends first),
+    ``ended_by`` the f that ended it (its stop op, or ``heal``)."""
 
     kind: str
     f: str
@@ -68,6 +70,9 @@ class FaultWindow(NamedTuple):
     end: int
     value: Any
     error: Any
+    start_index: int = -1
+    end_index: int | None = None
+    ended_by: str | None = None
 
 
 def fault_windows(history: Iterable[Op]) -> list[FaultWindow]:
@@ -75,7 +80,7 @@ def fault_windows(history: Iterable[Op]) -> list[FaultWindow]:
     ops = list(history)
     last_time = max((op.time for op in ops), default=0)
     invoked: dict[str, int] = {}  # f -> time of its latest invocation (the nemesis runs one op at a time)
-    open_: list[tuple[str, int, Any, Any]] = []  # (starting f, start, value, error), oldest first
+    open_: list[tuple[str, int, Op]] = []  # (starting f, start, its completion), oldest first
     windows: list[FaultWindow] = []
     for op in ops:
         if op.is_client:
@@ -84,14 +89,16 @@ def fault_windows(history: Iterable[Op]) -> list[FaultWindow]:
             invoked[op.f] = op.time
             continue
         if fault_start(op.f) is not None:
-            open_.append((op.f, invoked.get(op.f, op.time), op.value, op.error))
+            open_.append((op.f, invoked.get(op.f, op.time), op))
             continue
         ended = [o for o in open_ if op.f == HEAL or ends_fault(op.f, o[0])]
-        for o in ended:
-            open_.remove(o)
-            windows.append(FaultWindow(fault_start(o[0])[1], o[0], o[1], op.time, o[2], o[3]))  # type: ignore[index]
-    windows += [FaultWindow(fault_start(f)[1], f, start, last_time, v, e) for f, start, v, e in open_]  # type: ignore[index]
-    return sorted(windows, key=lambda w: w.start)
+        for f, start, began in ended:
+            open_.remove((f, start, began))
+            windows.append(FaultWindow(fault_start(f)[1], f, start, op.time, began.value, began.error,  # type: ignore[index]
+                                       began.index, op.index, op.f))
+    windows += [FaultWindow(fault_start(f)[1], f, start, last_time, b.value, b.error, b.index)  # type: ignore[index]
+                for f, start, b in open_]
+    return sorted(windows, key=lambda w: (w.start, w.start_index))
 
 
 def active_spans(windows: Iterable[FaultWindow]) -> list[tuple[int, int]]:
