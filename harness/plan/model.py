@@ -292,7 +292,7 @@ def cells_of(t: PlanTest, test: int) -> list[Cell]:
         if len(workloads) > 1:
             parts.append(workload)
         if len(nemeses) > 1:
-            parts.append("+".join(kinds) or "none")
+            parts.append("_".join(kinds) or "none")
         if len(option_sets) > 1:
             parts.append("_".join(f"{k}-{v}" for k, v in options.items()) or "defaults")
         cells.append(Cell(name="-".join(_label(p) for p in parts)[:100], test=t.name, test_index=test,
@@ -309,9 +309,14 @@ def cells(plan: Plan) -> list[Cell]:
         raise PlanError("no tests: an empty plan tests nothing")
     out: list[Cell] = []
     seen: dict[str, int] = {}
+    names: dict[str, int] = {}
     for i, t in enumerate(plan.tests):
         if not isinstance(t, PlanTest):
             raise PlanError(f"expected a PlanTest, got {_shown(t)}", i)
+        if t.name in names:
+            raise PlanError(f"test #{names[t.name] + 1} has this name too: give the tests distinct names", i,
+                            ("name",), t.name)
+        names[t.name] = i
         for cell in cells_of(t, i):
             if cell.name in seen:
                 raise PlanError(f"its run folder {cell.name!r} is also test #{seen[cell.name] + 1}'s: give the "

@@ -43,6 +43,9 @@ def check_cell(cell: Cell, store: str) -> None:
             load_fault_kind(kind)
         except ConfigError as e:
             raise wrong(("nemesis",), e) from None
+    if cell.settings.get("bugs") and "bugs" not in spec.options:
+        raise PlanError(f"--bug goes with targets that have deliberate bugs (raft); target {cell.target} has none",
+                        cell.test_index, ("bugs",), cell.test)
     options = cell.test_options(cell.seeds[0], store)
     try:
         spec.check_options(options.target_options(), options.nodes)

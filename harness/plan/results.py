@@ -221,8 +221,12 @@ class PlanResult:
             lines += [f"run: {r.run_dir}", f"repro: {r.repro}"]
         if r.console:
             lines.append(f"console: {r.console}")
-        output = "\n".join([f"report: {r.report}", attachment(r.report)] if r.report else
-                           [f"run: {r.run_dir}"] if r.run_dir else [])
+        output_lines = [f"verdict: {r.verdict_text()}" + (" (as expected)" if r.outcome == MET else "")]
+        if r.reason:
+            output_lines.append(r.reason)
+        output_lines += [f"report: {r.report}", attachment(r.report)] if r.report else \
+            [f"run: {r.run_dir}"] if r.run_dir else []
+        output = "\n".join(output_lines)
         case = Case(name=r.label, classname=f"{self.plan}.{cell.name}", time_s=r.duration_s or 0.0,
                     details="\n".join(lines), output=output)
         outcome = r.outcome

@@ -146,6 +146,7 @@ class PlanSignals:
     def __init__(self, out: Any) -> None:
         self.out = out
         self.signum: int | None = None
+        self.count = 0  # signals received
         self.handles: list[Handle] = []
         self._previous: dict[int, Any] = {}
 
@@ -162,6 +163,7 @@ class PlanSignals:
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         first = self.signum is None
+        self.count += 1
         if first:
             self.signum = signum
         name = signal.Signals(signum).name
@@ -369,9 +371,12 @@ def _execute(result: PlanResult, jobs: deque[Job], total: int, parallel: int, la
                 done += 1
                 continue
             job.record.status = RUNNING
+            seen = signals.count
             handle = launcher.start(job)
             running[job.number] = (job, handle, time.monotonic())
             signals.handles.append(handle)
+            if signals.count != seen and signals.signum is not None:  # it came while the run was starting
+                handle.signal(signals.signum)
             say(f"{progress.counter(done, total)} start {job.record.label}  ({cell.describe()})  "
                 f"{progress.tail(done, total, eta())}")
         ended = False
