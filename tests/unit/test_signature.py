@@ -11,7 +11,7 @@ from splitbrain.checkers.linearizable import check_linearizable
 from splitbrain.checkers.lock import check_lock
 from splitbrain.checkers.models import kv
 from splitbrain.checkers.result import check_all
-from splitbrain.harness.plan.signature import Signature, Sighting, grouped, signatures
+from splitbrain.harness.plan.signature import Sighting, Signature, grouped, signatures
 from splitbrain.histories.history import History
 from splitbrain.histories.op import Op
 
