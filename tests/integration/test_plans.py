@@ -258,3 +258,20 @@ def test_a_plan_stopped_by_ctrl_c_heals_cleans_up_and_writes_its_index(tmp_path:
         assert results["interrupted"] is True and results["interrupted_by"] == "SIGINT"
     assert "SIGINT: no more runs start" in out
     assert_nothing_left(index)
+
+
+@pytest.mark.timeout(120)
+def test_a_single_run_writes_junit_too(tmp_path: Path) -> None:
+    junit = tmp_path / "run.xml"
+    code = main(["run", "--time-limit", "3", "--nemesis-interval", "1", "--recovery", "1", "--nodes", "3",
+                 "--nemesis", "partition", "--bug", "stale-read", "--seed", "1", "--store", str(tmp_path / "runs"),
+                 "--junit", str(junit)])
+    SCHEMA.validate(str(junit))
+    (case,) = SCHEMA.to_dict(str(junit))["testsuite"][0]["testcase"]
+    assert case["@name"] == "raft-register seed 1"
+    if code == 1:  # stale reads found (the usual case on seed 1)
+        assert case["failure"][0]["@message"].startswith("[linearizable] key")
+        assert "repro: splitbrain repro " in case["failure"][0]["$"]
+    else:
+        assert code == 0 and "failure" not in case
+    assert "report: " in case["system-out"][0]

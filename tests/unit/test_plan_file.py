@@ -179,3 +179,12 @@ def test_the_same_plan_in_python_is_the_same_plan() -> None:
         PlanTest("stale-read", bugs=["stale-read"], nemesis="partition", seeds=[1, 2, 3], expect="invalid", **common),
     ])
     assert cells(python) == cells(parse_plan(GOOD, "gate.toml"))
+
+
+def test_run_refuses_a_junit_file_it_could_not_write_before_anything_starts(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "--junit", str(tmp_path / "no" / "such" / "dir.xml"), "--store", "runs"]) == 3
+    err = capsys.readouterr().err
+    assert err.strip() == f"error: --junit {tmp_path}/no/such/dir.xml: no such directory {tmp_path}/no/such"
+    assert not (tmp_path / "runs").exists()
