@@ -17,6 +17,7 @@ ends the session as pytest's own Ctrl-C does. docs/pytest.md has the whole of it
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -47,9 +48,10 @@ class SplitbrainFixture:
         from splitbrain.harness.test import Test, TestOptions
 
         if isinstance(test, Test):
-            if options:
-                raise TypeError("give a Test or keyword options, not both")
-            built = test
+            if set(options) - {"seed"}:
+                raise TypeError("give a Test or keyword options, not both (a seed aside)")
+            # a copy: a run fills in its test's seed and schedule, and the next run must draw its own
+            built = dataclasses.replace(test, seed=options.get("seed", test.seed))
         elif isinstance(test, TestOptions):
             built = TestOptions.from_json({**test.to_json(), **options}).build()
         elif test is None:
@@ -77,7 +79,7 @@ class SplitbrainFixture:
         """Run once per seed (default: the given seed, else 1); fails at the first run that is not valid."""
         outcomes = []
         for seed in _seeds(seeds, options, test):
-            outcome = self.run(test, **_with_seed(test, options, seed))
+            outcome = self.run(test, **{**options, "seed": seed})
             outcomes.append(outcome)
             if outcome.valid is not True or outcome.error:
                 pytest.fail(failure_message("expected valid", outcome), pytrace=False)
@@ -91,7 +93,7 @@ class SplitbrainFixture:
             raise TypeError("give within=K (seeds 1..K) or seeds=[...]")
         tried = []
         for seed in (range(1, within + 1) if within is not None else seeds):  # type: ignore[union-attr]
-            outcome = self.run(test, **_with_seed(test, options, seed))
+            outcome = self.run(test, **{**options, "seed": seed})
             if outcome.valid is False:
                 return outcome
             tried.append(outcome)
@@ -155,21 +157,12 @@ def _options(options: dict[str, Any]) -> Any:
     return TestOptions(**fields)
 
 
-def _seeds(seeds: Iterable[int] | None, options: dict[str, Any], test: Any) -> list[int | None]:
+def _seeds(seeds: Iterable[int] | None, options: dict[str, Any], test: Any) -> list[int]:
     if seeds is not None:
         return list(seeds)
     if "seed" in options:
         return [options["seed"]]
-    return [None] if test is not None and getattr(test, "seed", None) is not None else [1]
-
-
-def _with_seed(test: Any, options: dict[str, Any], seed: int | None) -> dict[str, Any]:
-    if seed is None:
-        return options
-    if test is not None and not options:
-        test.seed = seed  # a Test or TestOptions given whole: its seed, changed
-        return {}
-    return {**options, "seed": seed}
+    return [test.seed] if getattr(test, "seed", None) is not None else [1]
 
 
 def _verdict(outcome: Any) -> str:

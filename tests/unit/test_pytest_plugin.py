@@ -45,3 +45,24 @@ def test_a_failure_says_the_verdict_seed_reason_report_and_repro(tmp_path: Path)
     assert failure_message("expected valid", outcome).splitlines() == [
         "expected valid, got INVALID", "  seed: 3", "  reason: [linearizable] key 1: cannot linearize read",
         f"  report: {tmp_path}/report.html", f"  repro: splitbrain repro {tmp_path}"]
+
+
+def test_a_composed_test_is_run_as_a_fresh_copy_per_seed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run fills in its test's seed and fault schedule: each seed must get its own copy, or every seed
+    after the first would replay the first one's schedule."""
+    from splitbrain.harness.pytest_plugin import SplitbrainFixture
+    from splitbrain.harness.test import TestOptions
+
+    given = TestOptions(nemesis=("partition",), time_limit=3).build()
+    ran = []
+
+    def fake_run(test, console=True):
+        ran.append((test.seed, test.schedule, test.store))
+        test.schedule = ["drawn"]
+        return SimpleNamespace(valid=True, error=None, interrupted=None, run_dir=SimpleNamespace(path=tmp_path),
+                               results={})
+
+    monkeypatch.setattr("splitbrain.harness.run.run", fake_run)
+    SplitbrainFixture(tmp_path / "runs").assert_valid(given, seeds=[4, 5])
+    assert ran == [(4, None, str(tmp_path / "runs")), (5, None, str(tmp_path / "runs"))]
+    assert given.seed is None and given.schedule is None
