@@ -25,7 +25,6 @@ import secrets
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -40,6 +39,7 @@ from splitbrain.harness.plan.model import PASS, POLICIES, Cell, Plan, PlanError,
 from splitbrain.harness.plan.preflight import preflight
 from splitbrain.harness.plan.results import DONE, PENDING, RUNNING, SKIPPED_RUN, PlanResult, RunRecord
 from splitbrain.harness.plan.signature import signatures
+from splitbrain.harness.stopping import RunSignals
 from splitbrain.harness.test import TestOptions, check_store
 
 MAX_PARALLEL = 64
@@ -49,7 +49,6 @@ HEARTBEAT_S = 30.0
 # killed if it still has not ended GRACE_S later (its reaper removes what it left).
 OVERDUE_S = 600.0
 GRACE_S = 120.0
-SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 @dataclass
@@ -140,26 +139,14 @@ def _run_dir_in_console(path: Path) -> str | None:
     return None
 
 
-class PlanSignals:
-    """The plan's stop flag, set by SIGINT/SIGTERM/SIGHUP, each signal passed on to the running runs."""
+class PlanSignals(RunSignals):
+    """The plan's stop flag, set by SIGINT/SIGTERM/SIGHUP (installed and restored as a run's are), each
+    signal passed on to the running runs."""
 
     def __init__(self, out: Any) -> None:
-        self.out = out
-        self.signum: int | None = None
+        super().__init__(out)
         self.count = 0  # signals received
         self.handles: list[Handle] = []
-        self._previous: dict[int, Any] = {}
-
-    def install(self) -> PlanSignals:
-        if threading.current_thread() is threading.main_thread():
-            for sig in SIGNALS:
-                self._previous[sig] = signal.signal(sig, self._on_signal)
-        return self
-
-    def restore(self) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        self._previous.clear()
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         first = self.signum is None
