@@ -265,9 +265,9 @@ def _label(value: str) -> str:
 
 def cells_of(t: PlanTest, test: int) -> list[Cell]:
     """The cells of one test (PlanError naming the key when a value is wrong)."""
-    if not isinstance(t.name, str) or not TEST_NAME.match(t.name):
-        raise PlanError(f"expected a name of 1-60 letters, digits, '_', '.', '-', got {_shown(t.name)}", test,
-                        ("name",))
+    if not isinstance(t.name, str) or not TEST_NAME.match(t.name) or ".." in t.name or t.name == "latest":
+        raise PlanError(f"expected a name of 1-60 letters, digits, '_', '.', '-' (not 'latest', no '..'), got "
+                        f"{_shown(t.name)}", test, ("name",))
     try:
         targets = _strings(t.targets, "targets", test)
         workloads = _strings(t.workloads, "workloads", test)

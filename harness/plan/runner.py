@@ -156,10 +156,7 @@ class PlanSignals(RunSignals):
         name = signal.Signals(signum).name
         what = ("no more runs start; the running ones heal, clean up and are checked (again to make them "
                 "hurry)" if first else "the running runs skip their waits; healing and clean-up still happen")
-        try:
-            print(f"\n{name}: {what}", file=self.out, flush=True)
-        except (OSError, ValueError):
-            pass
+        self._say(f"\n{name}: {what}")
         for handle in list(self.handles):
             handle.signal(signum)
 

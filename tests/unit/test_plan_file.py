@@ -97,6 +97,8 @@ BAD_PLANS = [
      ["key expect", "valid, invalid"]),
     ("a wrong policy", GOOD.replace('expect = "invalid"', 'policy = "some"'), 'policy = "some"',
      ["key policy", "all, most, any"]),
+    ("a name that is not a folder name", GOOD.replace('name = "safe"', 'name = "raft/safe"'), 'name = "raft/safe"',
+     ["key name", "expected a name of 1-60 letters"]),
     ("a test without a name", GOOD.replace('name = "safe"\n', ""), "[[test]]", ["#1", "name missing"]),
     ("two tests of one name", GOOD.replace('name = "stale-read"', 'name = "safe"  # again'), "# again",
      ["#2 (safe)", "key name", "distinct names"]),
