@@ -300,6 +300,9 @@ def run_plan(plan: Plan, *, parallel: int = 1, test_count: int | None = None, pa
     signals = PlanSignals(out).install()
     try:
         _execute(result, jobs, total, parallel, launcher or ChildLauncher(), signals, out)
+    except BaseException:
+        _stop_running(signals.handles)  # the plan itself failed: its runs must not outlive it
+        raise
     finally:
         signals.restore()
     if signals.signum is not None:
@@ -317,6 +320,20 @@ def run_plan(plan: Plan, *, parallel: int = 1, test_count: int | None = None, pa
     (plan_dir / "summary.txt").write_text("\n".join(lines) + "\n")
     print("\n".join(lines), file=out, flush=True)
     return result
+
+
+def _stop_running(handles: Sequence[Handle]) -> None:
+    """SIGTERM to each running run (it heals and cleans up), SIGKILL to one still there GRACE_S later
+    (its reaper removes what it left)."""
+    for handle in handles:
+        handle.signal(signal.SIGTERM)
+    deadline = time.monotonic() + GRACE_S
+    left = list(handles)
+    while left and time.monotonic() < deadline:
+        left = [h for h in left if h.poll() is None]
+        time.sleep(POLL_S)
+    for handle in left:
+        handle.signal(signal.SIGKILL)
 
 
 def _write_index(result: PlanResult) -> None:

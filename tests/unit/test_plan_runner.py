@@ -249,3 +249,15 @@ def test_each_plan_run_has_its_own_folder(tmp_path: Path) -> None:
     second, _, _ = go(tmp_path, plan(PlanTest("safe")), lambda job: dict(VALID))
     assert first.plan_dir != second.plan_dir and first.plan_dir.parent == second.plan_dir.parent
     assert (first.plan_dir / "index.json").is_file() and (second.plan_dir / "index.json").is_file()
+
+
+def test_when_the_plan_itself_fails_its_running_runs_are_stopped(tmp_path: Path) -> None:
+    def on_start(job: Job) -> None:
+        if job.number == 2:
+            raise OSError("no more processes")
+
+    launcher = FakeLauncher(lambda job: dict(VALID), on_start)
+    with pytest.raises(OSError, match="no more processes"):
+        run_plan(plan(PlanTest("safe", seeds=[1, 2, 3])), store=str(tmp_path / "plans"), out=io.StringIO(),
+                 launcher=launcher, parallel=2)
+    assert launcher.handles[0].signals == [signal.SIGTERM]
