@@ -12,7 +12,8 @@ the one where wall time stops falling, or where info rises, does not fit.
 
     python bench/parallel.py [--runs 6] [--rounds 3] [--time-limit 4] [--k 1,2,3,4]
 
-Needs root (local nodes). Every run's folder goes to a scratch directory, removed at the end.
+Needs root (local nodes). Every run's folder goes to a scratch directory, removed at the end unless a
+run was not valid (each such run is named as it ends, with its verdict and reason).
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ def one_plan(store: Path, k: int, runs: int, time_limit: float) -> tuple[float, 
     for record in result.all_records():
         results = json.loads((Path(record.run_dir) / "results.json").read_text())
         stats = results.get("stats") or {}
+        if results.get("valid") is not True:  # the store is correct: say what this one saw, keep its folder
+            reason = (results.get("explanation") or record.error or "").strip().splitlines()[:1]
+            print(f"  K={k} seed {record.seed}: {results.get('valid')} {reason} {record.run_dir}", flush=True)
         rows.append({"seconds": record.duration_s, "valid": results.get("valid") is True,
                      "ops_per_s": stats.get("count", 0) / time_limit,
                      "info_share": stats.get("info_count", 0) / max(1, stats.get("count", 0))})
@@ -65,7 +69,10 @@ def main() -> None:
                 runs[k] += rows
                 print(f"  round {round_ + 1} K={k}: {wall:.1f} s, load {os.getloadavg()[0]:.1f}", flush=True)
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        if all(r["valid"] for rows in runs.values() for r in rows):
+            shutil.rmtree(scratch, ignore_errors=True)
+        else:
+            print(f"  kept {scratch}: not every run was valid")
     base = statistics.median(walls[ks[0]])
     print(f"\n{args.runs} runs of {args.time_limit:g} s (raft register, partitions, 3 local nodes), "
           f"median of {args.rounds} rounds, {os.cpu_count()} CPUs")
