@@ -132,11 +132,11 @@ class PlanResult:
         sightings = []
         for cell in self.cells:
             for r in self.records[cell.name]:
-                for sig in r.signatures:
+                if r.signatures:
                     ref = {"test": cell.name, "seed": r.seed, "repeat": r.repeat, "run_dir": r.run_dir,
                            "repro": r.repro, "report": r.report}
-                    sightings.append(Sighting(sig, ref, r.ops or 0, r.faults or 0, cell.expect == "invalid",
-                                              r.reason))
+                    sightings.append(Sighting(r.signatures, ref, r.ops or 0, r.faults or 0,
+                                              cell.expect == "invalid", r.reason))
         return grouped(sightings)
 
     # -- the index ---------------------------------------------------------------------------------------
@@ -178,6 +178,8 @@ class PlanResult:
                 s = g.simplest
                 why = "expected: a bug hunt" if g.expected else "UNEXPECTED"
                 lines.append(f"  {i}. {g.signature}  {len(g.sightings)} sighting(s)  ({why})")
+                if len(g.signatures) > 1:
+                    lines.append("     seen with it: " + "; ".join(f"{sig} ({n})" for sig, n in g.signatures[1:]))
                 lines.append(f"     simplest: {s.ref['test']} seed {s.ref['seed']} #{s.ref['repeat']}, "
                              f"{s.ops} ops, {s.faults} fault step(s)  {s.ref.get('run_dir')}")
                 if s.reason:

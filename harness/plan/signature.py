@@ -3,8 +3,9 @@
 Forty invalid repeats of one test are usually one bug seen forty times. A run's signatures are read from
 its results.json: for each checker that found the history invalid, the kind of anomaly it reports
 (nonlinearizable, lost, duplicated, fencing:stale_write, an Elle anomaly such as G-single, ...) and the
-operation ``f`` that shows it (the failing read, the lost add). Sightings of one signature are one group,
-the simplest first (fewest client ops, then fewest faults), because that is the one to read.
+operation ``f`` that shows it (the failing read, the lost add). Runs of one signature are one group (and
+signatures seen together in a run are one group), the simplest run first (fewest client ops, then fewest
+faults), because that is the one to read.
 
 Pure: results in, signatures out; the one thing read from a run's history (an op's ``f`` by its index)
 is passed in as a function.
@@ -108,10 +109,10 @@ def signatures(results: Mapping[str, Any], target: str,
 
 @dataclass
 class Sighting:
-    """One run that showed a signature: ``ref`` names the run (cell, seed, repeat, run dir, ...);
-    ``ops`` and ``faults`` say how big the run was; ``expected`` whether its test expected invalid."""
+    """One invalid run: its signatures; ``ref`` names the run (test, seed, repeat, run dir, ...); ``ops``
+    and ``faults`` say how big it was; ``expected`` whether its test expected invalid."""
 
-    signature: Signature
+    signatures: Sequence[Signature]
     ref: Mapping[str, Any]
     ops: int
     faults: int
@@ -125,8 +126,15 @@ class Sighting:
 
 @dataclass
 class Group:
-    signature: Signature
+    """One bug: the signatures seen together (the most seen first, with how many runs showed each) and
+    the runs that showed them, the simplest first."""
+
+    signatures: list[tuple[Signature, int]]
     sightings: list[Sighting] = field(default_factory=list)
+
+    @property
+    def signature(self) -> Signature:
+        return self.signatures[0][0]
 
     @property
     def simplest(self) -> Sighting:
@@ -139,18 +147,41 @@ class Group:
 
 
 def grouped(sightings: Iterable[Sighting]) -> list[Group]:
-    """One group per signature, sightings simplest first; unexpected groups first, then the most seen."""
-    groups: dict[Signature, Group] = {}
-    for s in sightings:
-        groups.setdefault(s.signature, Group(s.signature)).sightings.append(s)
-    for g in groups.values():
-        g.sightings.sort(key=lambda s: s.simplicity)
-    return sorted(groups.values(), key=lambda g: (g.expected, -len(g.sightings), g.signature))
+    """The runs grouped by signature. Signatures one run showed together are one bug seen several ways
+    (unsafe retries show as duplicated requests and, in some runs, as adds said to have failed that were
+    applied), so they are one group: the groups are the connected sets of co-occurring signatures. Each
+    run counts once; unexpected groups first, then the most seen."""
+    runs = [s for s in sightings if s.signatures]
+    parent: dict[Signature, Signature] = {}
+
+    def root(sig: Signature) -> Signature:
+        while parent.setdefault(sig, sig) != sig:
+            parent[sig] = parent[parent[sig]]
+            sig = parent[sig]
+        return sig
+
+    for s in runs:
+        for other in s.signatures[1:]:
+            parent[root(other)] = root(s.signatures[0])
+    members: dict[Signature, list[Sighting]] = {}
+    for s in runs:
+        members.setdefault(root(s.signatures[0]), []).append(s)
+    groups = []
+    for found in members.values():
+        counts: dict[Signature, int] = {}
+        for s in found:
+            for sig in dict.fromkeys(s.signatures):
+                counts[sig] = counts.get(sig, 0) + 1
+        ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+        groups.append(Group(ordered, sorted(found, key=lambda s: s.simplicity)))
+    return sorted(groups, key=lambda g: (g.expected, -len(g.sightings), g.signature))
 
 
 def groups_json(groups: Sequence[Group]) -> list[dict[str, Any]]:
     return [{"signature": g.signature.to_json(), "label": str(g.signature), "sightings": len(g.sightings),
+             "also": [{"label": str(sig), "sightings": n} for sig, n in g.signatures[1:]],
              "expected": g.expected,
-             "runs": [{**s.ref, "ops": s.ops, "faults": s.faults, "expected": s.expected, "reason": s.reason}
+             "runs": [{**s.ref, "ops": s.ops, "faults": s.faults, "expected": s.expected, "reason": s.reason,
+                       "signatures": [str(sig) for sig in s.signatures]}
                       for s in g.sightings]}
             for g in groups]

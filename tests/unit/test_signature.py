@@ -88,15 +88,32 @@ def test_an_unfamiliar_result_still_has_a_signature() -> None:
     assert signatures(r, "custom") == [Signature("mine", "invalid", "", "custom")]
 
 
-def sighting(sig: Signature, ops: int, faults: int, run: str, expected: bool = False) -> Sighting:
-    return Sighting(sig, {"run_dir": run}, ops, faults, expected)
+def sighting(sigs: list[Signature], ops: int, faults: int, run: str, expected: bool = False) -> Sighting:
+    return Sighting(sigs, {"run_dir": run}, ops, faults, expected)
+
+
+STALE = Signature("linearizable", "nonlinearizable", "read", "raft")
+DUP = Signature("applied-once", "duplicated", "read", "lb")
+FAILED_READ = Signature("set", "failed_read", "", "lb")
+LOST = Signature("set", "lost", "add", "lb")
 
 
 def test_sightings_group_by_signature_simplest_first_unexpected_groups_first() -> None:
-    stale = Signature("linearizable", "nonlinearizable", "read", "raft")
-    dup = Signature("applied-once", "duplicated", "read", "lb")
-    groups = grouped([sighting(stale, 300, 4, "a", True), sighting(dup, 200, 2, "b"), sighting(stale, 120, 6, "c", True),
-                      sighting(stale, 120, 2, "d", True), sighting(dup, 50, 9, "e")])
-    assert [g.signature for g in groups] == [dup, stale]  # the unexpected bug first
+    groups = grouped([sighting([STALE], 300, 4, "a", True), sighting([DUP], 200, 2, "b"),
+                      sighting([STALE], 120, 6, "c", True), sighting([STALE], 120, 2, "d", True),
+                      sighting([DUP], 50, 9, "e")])
+    assert [g.signature for g in groups] == [DUP, STALE]  # the unexpected bug first
     assert [s.ref["run_dir"] for s in groups[1].sightings] == ["d", "c", "a"]  # fewest ops, then fewest faults
     assert groups[0].simplest.ref["run_dir"] == "e" and groups[1].expected and not groups[0].expected
+
+
+def test_signatures_seen_together_in_a_run_are_one_bug() -> None:
+    """Unsafe retries show as a duplicated request, and in some runs also as an add said to have failed
+    that was applied: one bug, one group, each run counted once; a bug never seen with them stays apart."""
+    groups = grouped([sighting([DUP], 100, 2, "a"), sighting([FAILED_READ, DUP], 90, 2, "b"),
+                      sighting([DUP], 80, 2, "c"), sighting([FAILED_READ], 70, 2, "d"), sighting([LOST], 60, 2, "e")])
+    assert len(groups) == 2
+    bug = next(g for g in groups if g.signature == DUP)
+    assert bug.signatures == [(DUP, 3), (FAILED_READ, 2)]
+    assert [s.ref["run_dir"] for s in bug.sightings] == ["d", "c", "b", "a"]
+    assert [g.signature for g in groups if g is not bug] == [LOST]
