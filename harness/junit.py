@@ -5,9 +5,9 @@
         <failure message="the checker's one-line reason" type="invalid">seed, run, repro command</failure>
         <system-out>report: RUN/report.html  [[ATTACHMENT|RUN/report.html]]</system-out>
 
-The shape follows the schema Jenkins validates JUnit files against (its xunit plugin's junit-10.xsd, which
-tests/unit/test_junit.py checks every file against); the ``[[ATTACHMENT|path]]`` line is how Jenkins and
-GitLab link a file to a test case. Pure: cases in, text out.
+The shape is the one CI systems accept (tests/data/junit.xsd states it as a schema, and
+tests/unit/test_junit.py validates every file against it); the ``[[ATTACHMENT|path]]`` line is how Jenkins
+and GitLab link a file to a test case. Pure: cases in, text out.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ from tests.integration.helpers import needs_root, wait_for
 pytestmark = [pytest.mark.integration, needs_root]
 
 ROOT = Path(__file__).resolve().parents[2]
-SCHEMA = xmlschema.XMLSchema(str(ROOT / "tests" / "data" / "junit-10.xsd"))
+SCHEMA = xmlschema.XMLSchema(str(ROOT / "tests" / "data" / "junit.xsd"))
 SHORT = """\
 [defaults]
 time_limit = 3

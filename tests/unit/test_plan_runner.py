@@ -18,7 +18,7 @@ import xmlschema
 from splitbrain import Plan, PlanTest, run_plan
 from splitbrain.harness.plan.runner import Job
 
-SCHEMA = xmlschema.XMLSchema(str(Path(__file__).resolve().parents[1] / "data" / "junit-10.xsd"))
+SCHEMA = xmlschema.XMLSchema(str(Path(__file__).resolve().parents[1] / "data" / "junit.xsd"))
 Scenario = Callable[[Job], dict[str, Any]]
 
 VALID = {"valid": True, "stats": {"valid": True, "count": 100}}
