@@ -23,7 +23,25 @@ def _write(path: str, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def _stop_with_the_plan() -> None:
+    """SIGTERM to this run when the plan that started it dies (kill -9 of test-all): the run then heals
+    and cleans up as for any SIGTERM, instead of going on alone."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+    except (OSError, AttributeError):
+        return  # not Linux: the run goes on to its end and cleans up then
+    if os.getppid() == 1:  # the plan died before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def main(argv: Sequence[str]) -> int:
+    _stop_with_the_plan()
     from splitbrain.control.errors import ConfigError, HostError, RemoteError
     from splitbrain.harness.run import run
     from splitbrain.harness.stopping import Interrupted
