@@ -270,7 +270,7 @@ def _add_run(sub: Any) -> None:
                    help="seconds of calm after healing, before the final reads (default: 2)")
     p.add_argument("--store", default="runs", metavar="DIR", help="where run directories go (default: runs)")
     p.add_argument("--name", default="", help="the test's name, its folder in the store (default: TARGET-WORKLOAD)")
-    p.add_argument("--junit", metavar="FILE", help="also write the verdict as JUnit XML (one test case) to FILE")
+    p.add_argument("--junit", metavar="FILE", help="also write the verdict as JUnit XML (one test case) to FILE (default: none)")
     p.set_defaults(run=_run_run)
 
 
