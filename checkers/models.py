@@ -9,9 +9,13 @@ sees them. Indeterminate operations (``info``) are stepped with their invocation
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from splitbrain.checkers.model import ACQUIRE, CALLBACK, CAS, READ, RELEASE, WRITE, CompiledOps
 from splitbrain.histories.history import History, Operation, hashable
+
+_SCALARS = frozenset((int, str, float, bool, type(None)))
 
 # f names accepted per register-like operation (Jepsen's and Porcupine's spellings).
 _READ = frozenset(("read", "get", "r"))
@@ -90,6 +94,47 @@ class Register:
     def overwrites(self, op: Operation) -> bool:
         """The state after the op does not depend on the state before it (whenever the op is legal)."""
         return op.f in _WRITE or op.f in _CAS
+
+    def compile(self, operations: Sequence[Operation], intern: Callable[[Any], int]) -> CompiledOps:
+        """prepare and the op kinds in one pass (on small histories this loop is most of the check)."""
+        ops: list[Operation] = []
+        kinds: list[int] = []
+        a1: list[int] = []
+        a2: list[int] = []
+        allowed = self._allowed
+        nil_reads_unknown = self.nil_reads_unknown
+        scalars = _SCALARS
+        for op in operations:
+            completion = op.completion
+            invoke = op.invoke
+            f = invoke.f
+            if f not in allowed:
+                raise _unknown_f(self.name, op, ", ".join(sorted(allowed)))
+            if f in _READ:
+                if completion is None or completion.type != "ok":
+                    continue  # an indeterminate read constrains nothing
+                v = completion.value
+                if v is None and nil_reads_unknown:
+                    continue
+                kinds.append(READ)
+                a1.append(intern(v if type(v) in scalars else hashable(v)))
+                a2.append(0)
+            elif f in _WRITE:
+                v = invoke.value
+                kinds.append(WRITE)
+                a1.append(intern(v if type(v) in scalars else hashable(v)))
+                a2.append(0)
+            elif f in _CAS:
+                old, new = _cas_args(op)
+                kinds.append(CAS)
+                a1.append(intern(old))
+                a2.append(intern(new))
+            else:  # append: the new state depends on the old one; step computes it
+                kinds.append(CALLBACK)
+                a1.append(0)
+                a2.append(0)
+            ops.append(op)
+        return CompiledOps(ops, kinds, a1, a2)
 
     def step(self, state: Any, op: Operation) -> tuple[bool, Any]:
         invoke = op.invoke
@@ -233,6 +278,20 @@ class Mutex:
 
     def overwrites(self, op: Operation) -> bool:
         return True  # acquire leaves the owner, release leaves it free: never what it found
+
+    def compile(self, operations: Sequence[Operation], intern: Callable[[Any], int]) -> CompiledOps:
+        ops = [self.prepare(op) for op in operations]  # type: ignore[misc]
+        free = intern(None)
+        kinds, a1 = [], []
+        for op in ops:
+            owner = self._owner(op)
+            if op.f == "acquire":
+                kinds.append(ACQUIRE)
+                a1.append(intern(owner))
+            else:
+                kinds.append(RELEASE)
+                a1.append(-1 if owner is True else intern(owner))
+        return CompiledOps(ops, kinds, a1, [free] * len(ops))
 
     def step(self, state: Any, op: Operation) -> tuple[bool, Any]:
         owner = self._owner(op)
