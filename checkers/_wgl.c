@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { K_CALLBACK = 0, K_READ = 1, K_WRITE = 2, K_CAS = 3, K_ACQUIRE = 4, K_RELEASE = 5 };
+enum { K_CALLBACK = 0, K_READ = 1, K_WRITE = 2, K_CAS = 3, K_ACQUIRE = 4, K_RELEASE = 5, K_APPEND = 6 };
 enum { RUNNING = 0, VALID = 1, INVALID = 2, MEMORY = 3, CONFIGS = 4 };
 #define MAX_ENDS 16
 #define SUBSUMPTION_WINDOW 32 /* applied info ops looked at per new configuration: any subset is sound */
@@ -50,6 +50,16 @@ typedef struct {
     Transition *trans;
     size_t tcap, tcount;
     PyObject *callback;
+    /* States that are strings (for APPEND): the bytes of every id, interned by content. */
+    char *arena;
+    size_t arena_len, arena_cap;
+    size_t *str_off;
+    int32_t *str_len; /* -1: the id is no string */
+    uint64_t *str_hash;
+    int32_t n_ids, ids_cap;
+    int32_t *str_table; /* open addressing over ids, -1 empty */
+    size_t str_tcap, str_count;
+    uint64_t *append_pow; /* per op: HASH_BASE ** length of its appended string */
     int32_t *stack, *saved_sid, *saved_after, *info_stack;
     int32_t depth, n_info;
     uint64_t h1, h2;
@@ -76,7 +86,158 @@ static size_t config_slot(uint64_t h1, int32_t sid, int32_t after, size_t mask) 
 }
 
 static size_t memory_used(Search *s) {
-    return s->cap * sizeof(Config) + s->tcap * sizeof(Transition);
+    return s->cap * sizeof(Config) + s->tcap * sizeof(Transition) + s->arena_cap +
+           (size_t)s->ids_cap * (sizeof(size_t) + sizeof(int32_t) + sizeof(uint64_t)) + s->str_tcap * sizeof(int32_t);
+}
+
+/* -- string states (APPEND) ------------------------------------------------------------------------------
+ * A polynomial hash h(x + y) = h(x) * B^len(y) + h(y) (mod 2^64) gives the hash of a concatenation in O(1);
+ * equal hashes are confirmed byte by byte, so a collision costs time, never a wrong state. */
+#define HASH_BASE 0x100000001B3ULL
+
+static uint64_t bytes_hash(const char *p, size_t len) {
+    uint64_t h = 0;
+    for (size_t k = 0; k < len; k++)
+        h = h * HASH_BASE + (unsigned char)p[k] + 1;
+    return h;
+}
+
+static uint64_t hash_pow(size_t len) {
+    uint64_t r = 1, b = HASH_BASE;
+    while (len) {
+        if (len & 1)
+            r *= b;
+        b *= b;
+        len >>= 1;
+    }
+    return r;
+}
+
+static size_t str_slot(uint64_t h, size_t mask) { return (size_t)((h ^ (h >> 31)) * 0x9E3779B97F4A7C15ULL >> 20) & mask; }
+
+static int str_table_insert(Search *s, int32_t id) {
+    size_t mask = s->str_tcap - 1, j = str_slot(s->str_hash[id], mask);
+    while (s->str_table[j] >= 0)
+        j = (j + 1) & mask;
+    s->str_table[j] = id;
+    s->str_count++;
+    return 1;
+}
+
+static int str_table_grow(Search *s) {
+    size_t new_cap = s->str_tcap ? s->str_tcap * 2 : 64;
+    if (memory_used(s) + (new_cap - s->str_tcap) * sizeof(int32_t) > s->mem_limit)
+        return 0;
+    int32_t *fresh = malloc(new_cap * sizeof(int32_t));
+    if (!fresh)
+        return 0;
+    for (size_t k = 0; k < new_cap; k++)
+        fresh[k] = -1;
+    free(s->str_table);
+    s->str_table = fresh;
+    s->str_tcap = new_cap;
+    s->str_count = 0;
+    for (int32_t id = 0; id < s->n_ids; id++)
+        if (s->str_len[id] >= 0)
+            str_table_insert(s, id);
+    return 1;
+}
+
+/* Room for one more id and ``extra`` more bytes; 0 at the memory bound. */
+static int str_reserve(Search *s, size_t extra) {
+    if (s->n_ids == s->ids_cap) {
+        int32_t new_cap = s->ids_cap ? s->ids_cap * 2 : 64;
+        if (memory_used(s) + (size_t)(new_cap - s->ids_cap) * (sizeof(size_t) + 12) > s->mem_limit)
+            return 0;
+        size_t *off = realloc(s->str_off, sizeof(size_t) * new_cap);
+        if (off) s->str_off = off;
+        int32_t *len = realloc(s->str_len, sizeof(int32_t) * new_cap);
+        if (len) s->str_len = len;
+        uint64_t *hash = realloc(s->str_hash, sizeof(uint64_t) * new_cap);
+        if (hash) s->str_hash = hash;
+        if (!off || !len || !hash)
+            return 0;
+        s->ids_cap = new_cap;
+    }
+    if (s->arena_len + extra > s->arena_cap) {
+        size_t new_cap = s->arena_cap ? s->arena_cap : 4096;
+        while (new_cap < s->arena_len + extra)
+            new_cap *= 2;
+        if (memory_used(s) + (new_cap - s->arena_cap) > s->mem_limit)
+            return 0;
+        char *arena = realloc(s->arena, new_cap);
+        if (!arena)
+            return 0;
+        s->arena = arena;
+        s->arena_cap = new_cap;
+    }
+    if ((s->str_count + 1) * 10 > s->str_tcap * 7 && !str_table_grow(s))
+        return 0;
+    return 1;
+}
+
+/* The id of state x + y (both string ids); -3 at the memory bound. */
+static int32_t append_state(Search *s, int32_t x, int32_t y, uint64_t pow_y) {
+    int32_t lx = s->str_len[x], ly = s->str_len[y];
+    uint64_t h = s->str_hash[x] * pow_y + s->str_hash[y];
+    size_t len = (size_t)lx + ly, mask = s->str_tcap - 1, j = str_slot(h, mask);
+    for (int32_t id; (id = s->str_table[j]) >= 0; j = (j + 1) & mask) {
+        if (s->str_hash[id] != h || (size_t)s->str_len[id] != len)
+            continue;
+        const char *p = s->arena + s->str_off[id];
+        if (memcmp(p, s->arena + s->str_off[x], lx) == 0 && memcmp(p + lx, s->arena + s->str_off[y], ly) == 0)
+            return id;
+    }
+    if (len > INT32_MAX || !str_reserve(s, len))
+        return -3;
+    int32_t id = s->n_ids++;
+    char *out = s->arena + s->arena_len;
+    memcpy(out, s->arena + s->str_off[x], lx); /* after str_reserve: the arena may have moved */
+    memcpy(out + lx, s->arena + s->str_off[y], ly);
+    s->str_off[id] = s->arena_len;
+    s->str_len[id] = (int32_t)len;
+    s->str_hash[id] = h;
+    s->arena_len += len;
+    str_table_insert(s, id);
+    return id;
+}
+
+/* The initial ids: strings[id] is bytes (UTF-8) or None. */
+static int init_strings(Search *s, PyObject *strings) {
+    PyObject *fast = PySequence_Fast(strings, "strings");
+    if (!fast)
+        return 0;
+    Py_ssize_t m = PySequence_Fast_GET_SIZE(fast);
+    PyObject **items = PySequence_Fast_ITEMS(fast);
+    size_t total = 0;
+    for (Py_ssize_t k = 0; k < m; k++)
+        if (PyBytes_Check(items[k]))
+            total += PyBytes_GET_SIZE(items[k]);
+    s->mem_limit += total + 64 * (size_t)m; /* the history's own values do not count against the search */
+    for (Py_ssize_t k = 0; k < m; k++) {
+        if (!str_reserve(s, PyBytes_Check(items[k]) ? PyBytes_GET_SIZE(items[k]) : 0)) {
+            Py_DECREF(fast);
+            PyErr_NoMemory();
+            return 0;
+        }
+        int32_t id = s->n_ids++;
+        if (!PyBytes_Check(items[k])) {
+            s->str_len[id] = -1;
+            s->str_off[id] = 0;
+            s->str_hash[id] = 0;
+            continue;
+        }
+        Py_ssize_t len = PyBytes_GET_SIZE(items[k]);
+        memcpy(s->arena + s->arena_len, PyBytes_AS_STRING(items[k]), len);
+        s->str_off[id] = s->arena_len;
+        s->str_len[id] = (int32_t)len;
+        s->str_hash[id] = bytes_hash(PyBytes_AS_STRING(items[k]), len);
+        s->arena_len += len;
+        /* equal initial strings keep their first id: Python interned them by value already */
+        str_table_insert(s, id);
+    }
+    Py_DECREF(fast);
+    return 1;
 }
 
 /* Grow the configuration table to twice its size; 0 when the memory bound forbids it. */
@@ -186,13 +347,24 @@ static int32_t next_state(Search *s, int32_t sid, int32_t i) {
             return s->trans[j].next;
         j = (j + 1) & mask;
     }
-    PyObject *r = PyObject_CallFunction(s->callback, "ii", (int)sid, (int)i);
-    if (!r)
-        return -2;
-    long v = PyLong_AsLong(r);
-    Py_DECREF(r);
-    if (v == -1 && PyErr_Occurred())
-        return -2;
+    long v;
+    if (s->kind[i] == K_APPEND) {
+        if (sid >= s->n_ids || s->str_len[sid] < 0) {
+            PyErr_SetString(PyExc_ValueError, "append to a state that is not a string");
+            return -2;
+        }
+        v = append_state(s, sid, a, s->append_pow[i]);
+        if (v == -3)
+            return -3;
+    } else {
+        PyObject *r = PyObject_CallFunction(s->callback, "ii", (int)sid, (int)i);
+        if (!r)
+            return -2;
+        v = PyLong_AsLong(r);
+        Py_DECREF(r);
+        if (v == -1 && PyErr_Occurred())
+            return -2;
+    }
     if ((s->tcount + 1) * 10 > s->tcap * 7) {
         if (!grow_transitions(s))
             return -3;
@@ -397,6 +569,7 @@ static void Search_dealloc(Search *s) {
     free(s->dom); free(s->dom_count);
     free(s->nxt); free(s->prv); free(s->z1); free(s->z2);
     free(s->configs); free(s->trans);
+    free(s->arena); free(s->str_off); free(s->str_len); free(s->str_hash); free(s->str_table); free(s->append_pow);
     free(s->stack); free(s->saved_sid); free(s->saved_after); free(s->info_stack);
     for (int k = 0; k < s->n_ends; k++)
         free(s->end_prefix[k]);
@@ -455,7 +628,7 @@ static int build_dominators(Search *s, const int32_t *call, const int32_t *ret) 
     for (int32_t i = 0; i < n; i++) {
         rows[i].kind = s->kind[i];
         rows[i].a1 = s->a1[i];
-        rows[i].a2 = s->kind[i] == K_CALLBACK ? 0 : s->a2[i];
+        rows[i].a2 = (s->kind[i] == K_CALLBACK || s->kind[i] == K_APPEND) ? 0 : s->a2[i];
         rows[i].ok = s->ok[i];
         rows[i].call = call[i];
         rows[i].ret = s->ok[i] ? ret[i] : INT32_MAX;
@@ -477,16 +650,17 @@ static int build_dominators(Search *s, const int32_t *call, const int32_t *ret) 
     return 1;
 }
 
-/* Search(kind, a1, a2, call, ret, init, callback, mem_limit, max_configs, symmetry)
+/* Search(kind, a1, a2, call, ret, init, callback, mem_limit, max_configs, symmetry, strings)
  * ret[i] < 0: op i is indeterminate (no return event). Positions are history indices (all distinct).
- * A CALLBACK op's a1 is its identity class (pruning 2), its a2 flags: 1 read-only, 2 overwrites. */
+ * A CALLBACK op's a1 is its identity class (pruning 2), its a2 flags: 1 read-only, 2 overwrites.
+ * strings (for APPEND ops; else None): per initial id its UTF-8 bytes, or None when it is no string. */
 static PyObject *Search_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
-    PyObject *kind, *a1, *a2, *call_seq, *ret_seq, *callback;
+    PyObject *kind, *a1, *a2, *call_seq, *ret_seq, *callback, *strings = Py_None;
     int init, symmetry;
     unsigned long long mem_limit;
     long long max_configs;
-    if (!PyArg_ParseTuple(args, "OOOOOiOKLp", &kind, &a1, &a2, &call_seq, &ret_seq, &init, &callback,
-                          &mem_limit, &max_configs, &symmetry))
+    if (!PyArg_ParseTuple(args, "OOOOOiOKLp|O", &kind, &a1, &a2, &call_seq, &ret_seq, &init, &callback,
+                          &mem_limit, &max_configs, &symmetry, &strings))
         return NULL;
     Py_ssize_t len = PySequence_Size(kind);
     if (len < 0)
@@ -508,9 +682,11 @@ static PyObject *Search_new(PyTypeObject *type, PyObject *args, PyObject *kwds) 
     s->z1 = malloc(8 * nn); s->z2 = malloc(8 * nn);
     s->stack = malloc(4 * nn); s->saved_sid = malloc(4 * nn); s->saved_after = malloc(4 * nn);
     s->info_stack = malloc(4 * nn);
-    s->cap = 1024;
+    s->cap = 64; /* grown as needed: most partitions are small */
+    while (s->cap < 4 * nn && s->cap < (1u << 16))
+        s->cap *= 2;
     s->configs = malloc(sizeof(Config) * s->cap);
-    s->tcap = 256;
+    s->tcap = 64;
     s->trans = malloc(sizeof(Transition) * s->tcap);
     int32_t *call = malloc(4 * nn), *ret = malloc(4 * nn), *flags = malloc(4 * nn);
     int64_t *events = malloc(8 * (2 * nn));
@@ -548,6 +724,31 @@ static PyObject *Search_new(PyTypeObject *type, PyObject *args, PyObject *kwds) 
     for (int32_t i = 0; i < n; i++) {
         s->z1[i] = splitmix64(&seed1);
         s->z2[i] = splitmix64(&seed2);
+    }
+    if (strings != Py_None) {
+        if (!init_strings(s, strings))
+            goto fail;
+        s->append_pow = malloc(8 * nn);
+        if (!s->append_pow) {
+            PyErr_NoMemory();
+            goto fail;
+        }
+        for (int32_t i = 0; i < n; i++) {
+            s->append_pow[i] = 1;
+            if (s->kind[i] != K_APPEND)
+                continue;
+            if (s->a1[i] < 0 || s->a1[i] >= s->n_ids || s->str_len[s->a1[i]] < 0) {
+                PyErr_SetString(PyExc_ValueError, "an APPEND op's value is not one of the strings");
+                goto fail;
+            }
+            s->append_pow[i] = hash_pow(s->str_len[s->a1[i]]);
+        }
+    } else {
+        for (int32_t i = 0; i < n; i++)
+            if (s->kind[i] == K_APPEND) {
+                PyErr_SetString(PyExc_ValueError, "APPEND ops need the strings of the initial ids");
+                goto fail;
+            }
     }
     if (symmetry && !build_dominators(s, call, ret)) {
         PyErr_NoMemory();
@@ -648,15 +849,28 @@ static PyObject *Search_order(Search *s, PyObject *Py_UNUSED(ignored)) {
     return t;
 }
 
+static PyObject *Search_string(Search *s, PyObject *arg) {
+    long id = PyLong_AsLong(arg);
+    if (id == -1 && PyErr_Occurred())
+        return NULL;
+    if (id < 0 || id >= s->n_ids || s->str_len[id] < 0) {
+        PyErr_SetString(PyExc_IndexError, "no string state with that id");
+        return NULL;
+    }
+    return PyUnicode_DecodeUTF8(s->arena + s->str_off[id], s->str_len[id], "strict");
+}
+
 static PyObject *Search_get_steps(Search *s, void *c) { return PyLong_FromLongLong(s->steps); }
 static PyObject *Search_get_configs(Search *s, void *c) { return PyLong_FromLongLong(s->n_configs); }
 static PyObject *Search_get_status(Search *s, void *c) { return PyLong_FromLong(s->status); }
 static PyObject *Search_get_memory(Search *s, void *c) { return PyLong_FromSize_t(memory_used(s)); }
+static PyObject *Search_get_ids(Search *s, void *c) { return PyLong_FromLong(s->n_ids); }
 
 static PyMethodDef Search_methods[] = {
     {"run", (PyCFunction)Search_run, METH_O, "run(budget) -> status: search at most budget more steps"},
     {"failure", (PyCFunction)Search_failure, METH_NOARGS, "(depth, [(prefix, state id, blocked op)])"},
     {"order", (PyCFunction)Search_order, METH_NOARGS, "the ops placed so far, in order (the linearization when valid)"},
+    {"string", (PyCFunction)Search_string, METH_O, "string(id): the string state with that id (APPEND)"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -665,6 +879,7 @@ static PyGetSetDef Search_getset[] = {
     {"configs", (getter)Search_get_configs, NULL, "configurations explored", NULL},
     {"status", (getter)Search_get_status, NULL, "RUNNING, VALID, INVALID, MEMORY or CONFIGS", NULL},
     {"memory", (getter)Search_get_memory, NULL, "bytes held by the search's tables", NULL},
+    {"string_ids", (getter)Search_get_ids, NULL, "ids with a string state known (APPEND)", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -698,6 +913,7 @@ PyMODINIT_FUNC PyInit__wgl(void) {
     PyModule_AddIntConstant(m, "CAS", K_CAS);
     PyModule_AddIntConstant(m, "ACQUIRE", K_ACQUIRE);
     PyModule_AddIntConstant(m, "RELEASE", K_RELEASE);
+    PyModule_AddIntConstant(m, "APPEND", K_APPEND);
     PyModule_AddIntConstant(m, "RUNNING", RUNNING);
     PyModule_AddIntConstant(m, "VALID", VALID);
     PyModule_AddIntConstant(m, "INVALID", INVALID);

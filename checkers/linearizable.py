@@ -12,9 +12,12 @@ make a search that explodes end with ``unknown`` and its cause instead of hangin
 
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from splitbrain.checkers.budget import default_max_memory
 from splitbrain.checkers.result import Result, merge_validity
 from splitbrain.checkers.wgl import PartitionOutcome, PythonSearch, SearchAborted
 from splitbrain.histories.history import History, Operation
@@ -28,42 +31,38 @@ FIRST_ROUND_STEPS = 4096
 MAX_SLICE_STEPS = {"native": 1 << 22, "python": 1 << 16}
 
 
+def _may_have_happened(operations: Sequence[Operation]) -> list[Operation]:
+    return [op for op in operations if (c := op.completion) is None or c.type != "fail"]
+
+
 def completed_or_pending(history: History) -> list[Operation]:
     """Client operations that may have happened: every one but those that failed."""
-    return [op for op in history.operations() if (c := op.completion) is None or c.type != "fail"]
+    return _may_have_happened(history.operations())
 
 
-def prepared_operations(history: History, model: Any) -> list[Operation]:
-    """Client operations the model must explain: failed ops dropped, model.prepare applied."""
+def _prepared(operations: Sequence[Operation], model: Any) -> list[Operation]:
     prepare = getattr(model, "prepare", None)  # getattr, not isinstance: protocol checks are slow
-    ops = completed_or_pending(history)
+    ops = _may_have_happened(operations)
     if prepare is None:
         return ops
     return [p for op in ops if (p := prepare(op)) is not None]
 
 
-def available_memory() -> int:
-    """Bytes of memory available now (MemAvailable), or 4 GiB when the system does not say."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 4 << 30
+def prepared_operations(history: History, model: Any) -> list[Operation]:
+    """Client operations the model must explain: failed ops dropped, model.prepare applied."""
+    return _prepared(history.operations(), model)
 
 
-_budget_cache: list[float] = []  # [when read, bytes]: /proc/meminfo costs more than a small check
-
-
-def default_max_memory() -> int:
-    """The search's memory budget when none is given: a quarter of the memory available (read again
-    when the last reading is more than a second old)."""
-    now = time.monotonic()
-    if not _budget_cache or now - _budget_cache[0] > 1.0:
-        _budget_cache[:] = [now, available_memory() // 4]
-    return int(_budget_cache[1])
+def partitions(history: History, model: Any) -> list[tuple[Sequence[Operation], Any]]:
+    """The independent parts of a history (P-compositionality), each with its model."""
+    split = getattr(model, "split", None)
+    if split is not None:
+        return split(history)
+    partition = getattr(model, "partition", None)
+    if partition is None:
+        return [(history.operations(), model)]
+    submodel = getattr(model, "submodel", None)
+    return [(part.operations(), submodel(part) if submodel is not None else model) for part in partition(history)]
 
 
 def native_engine_available() -> bool:
@@ -84,26 +83,45 @@ def _engine(engine: str, prune: bool) -> str:
     return "python"
 
 
-def _partition_search(history: History, model: Any, engine: str, max_configs: int | None,
+def _partition_search(operations: Sequence[Operation], model: Any, engine: str, max_configs: int | None,
                       max_memory: int, prune: bool) -> Any:
     if engine == "native":
         from splitbrain.checkers.wgl_native import NativeSearch
 
-        return NativeSearch(completed_or_pending(history), model, max_configs=max_configs, max_memory=max_memory)
-    return PythonSearch(prepared_operations(history, model), model, max_configs=max_configs,
-                        max_memory=max_memory, prune=prune)
+        return NativeSearch(_may_have_happened(operations), model, max_configs=max_configs, max_memory=max_memory)
+    return PythonSearch(_prepared(operations, model), model, max_configs=max_configs, max_memory=max_memory,
+                        prune=prune)
 
 
-def _decide(searches: list[tuple[int, Any]], outcomes: list[PartitionOutcome | None], engine: str,
-            deadline: float | None, max_memory: int) -> None:
+class _Totals:
+    """Steps and configurations of every partition searched (for the result's details)."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+        self.configs = 0
+
+    def add(self, search: Any) -> None:
+        self.steps += search.steps
+        self.configs += search.configs
+
+
+def _decide(parts: list[Callable[[], Any]], outcomes: list[PartitionOutcome | None], engine: str,
+            deadline: float | None, max_memory: int) -> _Totals:
     """Run the partitions' searches side by side with doubling budgets until each is decided, one is
-    invalid, the time is up, or their memory passes ``max_memory`` (the largest one is then stopped)."""
+    invalid, the time is up, or their memory passes ``max_memory`` (the largest one is then stopped).
+
+    ``parts`` make the searches, in the first round, one by one: the parts after an invalid one found in
+    that round are never even prepared. A decided search is dropped at once (its tables freed)."""
+    totals = _Totals()
     budget = FIRST_ROUND_STEPS
-    alive = list(searches)
+    alive: list[tuple[int, Any]] = list(enumerate(parts))
     max_slice = MAX_SLICE_STEPS[engine]
+    first_round = True
     while alive:
         still = []
         for slot, search in alive:
+            if first_round:
+                search = search()
             given = 0
             outcome = None
             while outcome is None and given < budget:
@@ -120,19 +138,24 @@ def _decide(searches: list[tuple[int, Any]], outcomes: list[PartitionOutcome | N
                 given += slice_steps
             if outcome is not None:
                 outcomes[slot] = outcome
+                totals.add(search)
                 if outcome.valid is False:
-                    return  # one invalid partition decides the verdict
+                    for _, other in still:
+                        totals.add(other)
+                    return totals  # one invalid partition decides the verdict
                 continue
             still.append((slot, search))
-        if len(still) > 1 or (still and still[0][1].memory > max_memory):
-            while still and sum(s.memory for _, s in still) > max_memory:
-                slot, search = max(still, key=lambda x: x[1].memory)
-                outcomes[slot] = PartitionOutcome(
-                    "unknown", search.ops, search.configs, [], steps=search.steps,
-                    cause=f"memory bound reached ({max_memory >> 20:,} MiB for the search)")
-                still.remove((slot, search))
+        while still and sum(s.memory for _, s in still) > max_memory:
+            slot, search = max(still, key=lambda x: x[1].memory)
+            outcomes[slot] = PartitionOutcome(
+                "unknown", search.ops, search.configs, [], steps=search.steps,
+                cause=f"memory bound reached ({max_memory >> 20:,} MiB for the search)")
+            totals.add(search)
+            still.remove((slot, search))
         alive = still
         budget *= 2
+        first_round = False
+    return totals
 
 
 # -- the public checker ----------------------------------------------------------------------------------
@@ -210,18 +233,10 @@ def check_linearizable(history: History, model: Any, *, time_limit: float | None
     deadline = time.monotonic() + time_limit if time_limit is not None else None
     chosen = _engine(engine, prune)
     budget = max_memory if max_memory is not None else default_max_memory()
-    partition = getattr(model, "partition", None)
-    parts = partition(history) if partition is not None else [history]
-    submodel = getattr(model, "submodel", None)
+    parts = partitions(history, model)
     outcomes: list[PartitionOutcome | None] = [None] * len(parts)
-    searches = []
-    total_ops = 0
-    for slot, part in enumerate(parts):
-        part_model = submodel(part) if submodel is not None else model
-        search = _partition_search(part, part_model, chosen, max_configs, budget, prune)
-        total_ops += len(search.ops)
-        searches.append((slot, search))
-    _decide(searches, outcomes, chosen, deadline, budget)
+    totals = _decide([functools.partial(_partition_search, operations, part_model, chosen, max_configs, budget, prune)
+                      for operations, part_model in parts], outcomes, chosen, deadline, budget)
     decided = [o for o in outcomes if o is not None]
     if len(parts) > 1:
         for o in decided:
@@ -231,9 +246,9 @@ def check_linearizable(history: History, model: Any, *, time_limit: float | None
     details: dict[str, Any] = {
         "model": getattr(model, "name", type(model).__name__),
         "partitions": len(parts),
-        "ops": total_ops,
-        "configs": sum(s.configs for _, s in searches),
-        "steps": sum(s.steps for _, s in searches),
+        "ops": sum(len(o.ops) for o in decided),
+        "configs": totals.configs,
+        "steps": totals.steps,
         "engine": chosen,
     }
     explanation = ""

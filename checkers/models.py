@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from splitbrain.checkers.model import ACQUIRE, CALLBACK, CAS, READ, RELEASE, WRITE, CompiledOps
+from splitbrain.checkers.model import ACQUIRE, APPEND, CAS, READ, RELEASE, WRITE, CompiledOps
 from splitbrain.histories.history import History, Operation, hashable
 
 _SCALARS = frozenset((int, str, float, bool, type(None)))
@@ -129,9 +129,10 @@ class Register:
                 kinds.append(CAS)
                 a1.append(intern(old))
                 a2.append(intern(new))
-            else:  # append: the new state depends on the old one; step computes it
-                kinds.append(CALLBACK)
-                a1.append(0)
+            else:  # append
+                v = invoke.value
+                kinds.append(APPEND)
+                a1.append(intern(v if type(v) in scalars else hashable(v)))
                 a2.append(0)
             ops.append(op)
         return CompiledOps(ops, kinds, a1, a2)
@@ -172,10 +173,27 @@ class KeyValue(Register):
 
     def submodel(self, sub: History) -> KeyValue:
         """The model of one key's sub-history (with that key's initial value)."""
-        m = KeyValue(self.per_key if self.per_key is not None else self.initial,
-                     nil_reads="unknown" if self.nil_reads_unknown else "value")
         ops = sub.operations()
-        m._key = ops[0].key if ops else None
+        return self._of_key(ops[0].key if ops else None)
+
+    def split(self, history: History) -> list[tuple[list[Operation], KeyValue]]:
+        """The operations per key, each with its key's model (partition + submodel, without sub-histories)."""
+        groups: dict[Any, list[Operation]] = {}
+        scalars = _SCALARS
+        for op in history.operations():
+            k = op.invoke.key
+            if type(k) not in scalars:
+                k = hashable(k)
+            group = groups.get(k)
+            if group is None:
+                group = groups[k] = []
+            group.append(op)
+        return [(ops, self._of_key(ops[0].invoke.key)) for ops in groups.values()]
+
+    def _of_key(self, key: Any) -> KeyValue:
+        m = object.__new__(KeyValue)  # the same rules (a copy); only the key, so its initial value, differs
+        m.__dict__.update(self.__dict__)
+        m._key = key
         return m
 
     def init(self) -> Any:

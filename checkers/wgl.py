@@ -33,6 +33,7 @@ from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from splitbrain.checkers.budget import default_max_memory
 from splitbrain.histories.history import Operation, hashable
 
 
@@ -129,10 +130,10 @@ class PythonSearch:
         self.ops = ops
         self.model = model
         self.prune = prune
-        limits = [x for x in (max_configs, max_memory // config_bytes(len(ops)) if max_memory else None)
-                  if x is not None]
-        self.max_configs = min(limits) if limits else None
-        self.config_limit_is_memory = bool(max_memory) and (max_configs is None or self.max_configs < max_configs)
+        max_memory = max_memory or default_max_memory()
+        by_memory = max_memory // config_bytes(len(ops))
+        self.max_configs = by_memory if max_configs is None else min(max_configs, by_memory)
+        self.config_limit_is_memory = max_configs is None or by_memory < max_configs
         first = prune and FIRST_ATTEMPT_STEPS is not None
         self.configs = 0
         self._steps_before = 0  # steps of an abandoned first attempt
