@@ -43,6 +43,8 @@ typedef struct {
     int32_t *kind, *a1, *a2;
     uint8_t *ok, *forced, *needs_nothing, *placed;
     int32_t *dom, *dom_count; /* DOMINATOR_WINDOW slots per op */
+    int32_t *call, *ret;      /* kept for the symmetry masks, made only when a search needs many steps */
+    long long symmetry_at;    /* the step at which to make them; -1: made (or never) */
     int32_t *nxt, *prv;
     uint64_t *z1, *z2;
     Config *configs;
@@ -402,7 +404,12 @@ static void record_end(Search *s, int32_t sid, int32_t op) {
     s->n_ends++;
 }
 
-/* The search loop of wgl.py's _search, resumable: at most ``budget`` steps, then RUNNING. */
+static int build_dominators(Search *s);
+
+/* The search loop of wgl.py's _search, resumable: at most ``budget`` steps, then RUNNING.
+ * Most searches are decided in a few steps per op, where the symmetry masks (pruning 2) cost more than
+ * they save: they are made once a search passes ``symmetry_at`` steps (switching the pruning on midway is
+ * sound: it is complete from any configuration, and what was remembered before stays true). */
 static int search_run(Search *s, long long budget) {
     const int32_t n = s->n, head = 2 * n;
     int32_t *nxt = s->nxt, *prv = s->prv;
@@ -411,11 +418,21 @@ static int search_run(Search *s, long long budget) {
     int32_t node = s->node, sid = s->sid, after = s->after;
     uint64_t h1 = s->h1, h2 = s->h2;
     long long steps = s->steps, stop_at = s->steps + budget;
+    long long limit = s->symmetry_at >= 0 && s->symmetry_at < stop_at ? s->symmetry_at : stop_at;
     int status = RUNNING;
 
     for (;;) {
-        if (steps >= stop_at)
-            break;
+        if (steps >= limit) {
+            if (steps >= stop_at)
+                break;
+            s->symmetry_at = -1;
+            if (!build_dominators(s)) {
+                PyErr_NoMemory();
+                status = -1;
+                break;
+            }
+            limit = stop_at;
+        }
         steps++;
         int backtrack = 0;
         if (node < n) {
@@ -566,7 +583,7 @@ static int search_run(Search *s, long long budget) {
 static void Search_dealloc(Search *s) {
     free(s->kind); free(s->a1); free(s->a2);
     free(s->ok); free(s->forced); free(s->needs_nothing); free(s->placed);
-    free(s->dom); free(s->dom_count);
+    free(s->dom); free(s->dom_count); free(s->call); free(s->ret);
     free(s->nxt); free(s->prv); free(s->z1); free(s->z2);
     free(s->configs); free(s->trans);
     free(s->arena); free(s->str_off); free(s->str_len); free(s->str_hash); free(s->str_table); free(s->append_pow);
@@ -604,6 +621,57 @@ static int cmp_int64(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+/* Every call and return as (position << 1 | is_return) << 28 | op, in position order. Calls come in op
+ * order, already sorted; returns nearly so (ops overlap a few at a time): an insertion sort, or qsort
+ * when that would take long, then a merge. -1 when out of memory. */
+static int32_t events_in_order(Search *s, const int32_t *call, const int32_t *ret, int64_t *events) {
+    int32_t n = s->n, n_ret = 0;
+    int calls_sorted = 1;
+    for (int32_t i = 1; i < n; i++)
+        if (call[i] < call[i - 1])
+            calls_sorted = 0;
+    if (!calls_sorted) {
+        int32_t m = 0;
+        for (int32_t i = 0; i < n; i++) {
+            events[m++] = ((int64_t)call[i] << 1) << 28 | i;
+            if (s->ok[i])
+                events[m++] = (((int64_t)ret[i] << 1) | 1) << 28 | i;
+        }
+        qsort(events, m, sizeof(int64_t), cmp_int64);
+        return m;
+    }
+    int64_t *rets = malloc(sizeof(int64_t) * (n ? n : 1));
+    if (!rets)
+        return -1;
+    long long moves = 0, max_moves = 16LL * n + 1024;
+    for (int32_t i = 0; i < n; i++) {
+        if (!s->ok[i])
+            continue;
+        int64_t e = (((int64_t)ret[i] << 1) | 1) << 28 | i;
+        int32_t k = n_ret++;
+        while (k > 0 && rets[k - 1] > e && moves < max_moves) {
+            rets[k] = rets[k - 1];
+            k--;
+            moves++;
+        }
+        rets[k] = e;
+    }
+    if (moves >= max_moves)
+        qsort(rets, n_ret, sizeof(int64_t), cmp_int64);
+    int32_t m = 0, c = 0, r = 0;
+    while (c < n || r < n_ret) {
+        int64_t ce = c < n ? ((int64_t)call[c] << 1) << 28 | c : INT64_MAX;
+        if (r < n_ret && rets[r] < ce)
+            events[m++] = rets[r++];
+        else {
+            events[m++] = ce;
+            c++;
+        }
+    }
+    free(rets);
+    return m;
+}
+
 typedef struct {
     int32_t kind, a1, a2, ok, call, ret, op;
 } IdentityRow;
@@ -620,8 +688,9 @@ static int cmp_identity(const void *pa, const void *pb) {
 
 /* Pruning 2: per op, up to DOMINATOR_WINDOW earlier identical ops (same kind, arguments, outcome) whose
  * call and return both come first. A callback op's a1 is its identity class, given by Python. */
-static int build_dominators(Search *s, const int32_t *call, const int32_t *ret) {
+static int build_dominators(Search *s) {
     int32_t n = s->n;
+    const int32_t *call = s->call, *ret = s->ret;
     IdentityRow *rows = malloc(sizeof(IdentityRow) * (n ? n : 1));
     if (!rows)
         return 0;
@@ -688,7 +757,7 @@ static PyObject *Search_new(PyTypeObject *type, PyObject *args, PyObject *kwds) 
     s->configs = malloc(sizeof(Config) * s->cap);
     s->tcap = 64;
     s->trans = malloc(sizeof(Transition) * s->tcap);
-    int32_t *call = malloc(4 * nn), *ret = malloc(4 * nn), *flags = malloc(4 * nn);
+    int32_t *call = s->call = malloc(4 * nn), *ret = s->ret = malloc(4 * nn), *flags = malloc(4 * nn);
     int64_t *events = malloc(8 * (2 * nn));
     if (!s->kind || !s->a1 || !s->a2 || !s->ok || !s->forced || !s->needs_nothing || !s->placed || !s->dom ||
         !s->dom_count || !s->nxt || !s->prv || !s->z1 || !s->z2 || !s->stack || !s->saved_sid ||
@@ -750,20 +819,15 @@ static PyObject *Search_new(PyTypeObject *type, PyObject *args, PyObject *kwds) 
                 goto fail;
             }
     }
-    if (symmetry && !build_dominators(s, call, ret)) {
-        PyErr_NoMemory();
-        goto fail;
-    }
+    s->symmetry_at = symmetry ? 8LL * n + 64 : -1;
 
     /* Events in history order (a call sorts before a return at the same position: they never tie);
      * within a run of calls with no return between them, forced ops (reads) first (pruning 4). */
-    int32_t n_events = 0;
-    for (int32_t i = 0; i < n; i++) {
-        events[n_events++] = ((int64_t)call[i] << 1) << 28 | i;
-        if (s->ok[i])
-            events[n_events++] = (((int64_t)ret[i] << 1) | 1) << 28 | i;
+    int32_t n_events = events_in_order(s, call, ret, events);
+    if (n_events < 0) {
+        PyErr_NoMemory();
+        goto fail;
     }
-    qsort(events, n_events, sizeof(int64_t), cmp_int64);
     int32_t head = 2 * n, tail = 2 * n + 1, prev = head, run_start = 0;
     int32_t *order = flags; /* reused: the calls of the current run */
     for (int32_t e = 0; e <= n_events; e++) {
@@ -796,10 +860,10 @@ static PyObject *Search_new(PyTypeObject *type, PyObject *args, PyObject *kwds) 
     s->node = s->nxt[head];
     if (s->n_ok == 0)
         s->status = VALID;
-    free(call); free(ret); free(flags); free(events);
+    free(flags); free(events);
     return (PyObject *)s;
 fail:
-    free(call); free(ret); free(flags); free(events);
+    free(flags); free(events);
     Py_DECREF(s);
     return NULL;
 }
