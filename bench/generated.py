@@ -1,7 +1,8 @@
 """Large cas-register histories for the benchmarks: a real register driven by concurrent processes.
 
-Each process invokes an op, the op takes effect at a random moment before it completes (so the history
-is linearizable), and the process invokes its next op after a random pause. Half the ops are reads, a
+``processes`` processes (5 by default: about 3 ops in flight at a time; Porcupine needs more than 5 GiB
+for 100k ops with 10) each invoke an op, the op takes effect at a random moment before it completes (so
+the history is linearizable), and the process invokes its next op after a random pause. Half the ops are reads, a
 quarter writes, a quarter compare-and-sets, over values 0-4 (Jepsen's cas-register workload); a cas whose
 old value does not match fails. With ``info`` > 0 that share of writes and cas complete as ``info``
 (they took effect or not, the client cannot say). ``invalid=True`` changes one read in the middle of the
@@ -19,7 +20,7 @@ from splitbrain.histories.op import Op
 CORRUPT_VALUE = 99
 
 
-def cas_register_history(n_ops: int, *, seed: int = 1, processes: int = 10, info: float = 0.0,
+def cas_register_history(n_ops: int, *, seed: int = 1, processes: int = 5, info: float = 0.0,
                          invalid: bool = False) -> History:
     rng = random.Random(seed)
     events: list[tuple[float, int, int, str, str, object]] = []  # (time, order, process, type, f, value)

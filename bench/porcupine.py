@@ -25,7 +25,9 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -38,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(1, str(Path(__file__).resolve().parent))
 
 from generated import cas_register_history  # noqa: E402
+from splitbrain.checkers.budget import default_max_memory  # noqa: E402
 from splitbrain.checkers.linearizable import check_linearizable, prepared_operations  # noqa: E402
 from splitbrain.checkers.models import cas_register, kv  # noqa: E402
 from splitbrain.histories.formats import load_history  # noqa: E402
@@ -77,13 +80,25 @@ def build_driver(snapshot: Path, build_root: Path) -> tuple[Path | None, str]:
 
 
 def run_driver(binary: Path, jobs: list[tuple[str, Path]], runs: int) -> dict[str, tuple[str, float, float]]:
-    """path -> (verdict ok|illegal|unknown, parse ms, check ms), medians over ``runs``."""
+    """path -> (verdict ok|illegal|unknown, parse ms, check ms), medians over ``runs``.
+
+    The driver gets the memory budget splitbrain's search gets (a quarter of the memory available, as
+    an address-space limit): a job that needs more ends as "out of memory" instead of as the machine's."""
+    limit = default_max_memory()
+
+    def limit_memory() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
     text = "".join(f"{kind} {runs} {TIMEOUT_MS} {path}\n" for kind, path in jobs)
-    done = subprocess.run([str(binary)], input=text, capture_output=True, text=True, check=True)
+    done = subprocess.run([str(binary)], input=text, capture_output=True, text=True, preexec_fn=limit_memory)
     out = {}
     for line in done.stdout.splitlines():
         path, verdict, parse_ms, check_ms = line.split("\t")
         out[path] = (verdict, float(parse_ms), float(check_ms))
+    for _, path in jobs:
+        if str(path) not in out:
+            why = "out of memory" if "out of memory" in done.stderr else f"failed (exit {done.returncode})"
+            out[str(path)] = (f"{why}, {limit >> 30} GiB limit", float("nan"), float("nan"))
     return out
 
 
@@ -130,7 +145,11 @@ def splitbrain_file(path: Path, make_model, runs: int, history: History | None =
 # -- the table -------------------------------------------------------------------------------------------
 
 def ratio(a: float, b: float | None) -> str:
-    return f"{a / b:.2f}" if b else "-"
+    return f"{a / b:.2f}" if b and not math.isnan(b) else "-"
+
+
+def ms_text(t: tuple[str, float, float] | None) -> str:
+    return "-" if t is None else "-" if math.isnan(t[2]) else f"{t[2]:.1f} ms"
 
 
 def row(work: str, ours: str, theirs: str, r: str, note: str = "") -> None:
@@ -231,7 +250,7 @@ def main() -> int:
                         neutral = Path(tmp) / f"cas-{n}-{info}-{invalid}.ops"
                         write_ops(history, cas(), neutral)
                         t = run_driver(binary, [("ops", neutral)], args.runs)[str(neutral)]
-                    row(f"cas-register {n:,} ops, {what}", f"{o[2]:.1f} ms", f"{t[2]:.1f} ms" if t else "-",
+                    row(f"cas-register {n:,} ops, {what}", f"{o[2]:.1f} ms", ms_text(t),
                         ratio(o[2], t[2] if t else None), f"verdicts {o[0]} / {t[0] if t else '-'}")
         if "process" in only:
             process_row(args, binary, Path(tmp))
