@@ -30,7 +30,6 @@ searches at most ``budget`` more steps, so the checker can interleave the partit
 from __future__ import annotations
 
 from collections.abc import Generator, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from splitbrain.checkers.budget import default_max_memory
@@ -45,25 +44,37 @@ class SearchAborted(Exception):
         super().__init__(cause)
 
 
-@dataclass
 class Failure:
-    """The deepest dead ends the search reached: linearized prefixes, state, and the blocking op."""
+    """The deepest dead ends the search reached: linearized prefixes, state, and the blocking op.
 
-    depth: int = -1
-    ends: list[tuple[tuple[int, ...], int, int]] = field(default_factory=list)  # (prefix, state id, op)
+    (Plain classes here, not dataclasses: importing dataclasses costs a small `splitbrain check` 10%.)"""
+
+    __slots__ = ("depth", "ends")
+
+    def __init__(self, depth: int = -1, ends: list[tuple[tuple[int, ...], int, int]] | None = None) -> None:
+        self.depth = depth
+        self.ends = [] if ends is None else ends  # (prefix, state id, op)
+
+    def __repr__(self) -> str:
+        return f"Failure(depth={self.depth}, ends={self.ends!r})"
 
 
-@dataclass
 class PartitionOutcome:
-    valid: Any
-    ops: list[Operation]
-    configs: int
-    states: list[Any]
-    failure: Failure | None = None
-    cause: str | None = None
-    label: Any = None
-    steps: int = 0
-    order: tuple[int, ...] = ()  # when valid: the ops placed, in order (info ops left out never happened)
+    """What the search of one partition found: ``valid`` True, False or "unknown" (with its ``cause``)."""
+
+    __slots__ = ("valid", "ops", "configs", "states", "failure", "cause", "label", "steps", "order")
+
+    def __init__(self, valid: Any, ops: list[Operation], configs: int, states: Any, failure: Failure | None = None,
+                 cause: str | None = None, label: Any = None, steps: int = 0, order: tuple[int, ...] = ()) -> None:
+        self.valid = valid
+        self.ops = ops
+        self.configs = configs
+        self.states = states
+        self.failure = failure
+        self.cause = cause
+        self.label = label
+        self.steps = steps
+        self.order = order  # when valid: the ops placed, in order (info ops left out never happened)
 
 
 _SCALARS = (int, str, float, bool, type(None))

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from splitbrain.histories.errors import HistoryFormatError
 from splitbrain.histories.op import Op
 
 
-@dataclass(frozen=True, slots=True)
-class Operation:
-    """An invocation paired with its completion.
+class Operation(NamedTuple):
+    """An invocation paired with its completion (immutable; a named tuple: one is made per operation).
 
     ``completion`` is None when the process never completed it (it crashed, or the history ends first):
     such an operation is indeterminate, exactly like an ``info`` completion.
