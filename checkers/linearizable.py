@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from splitbrain.checkers import progress
 from splitbrain.checkers.budget import default_max_memory
 from splitbrain.checkers.result import Result, merge_validity
 from splitbrain.checkers.wgl import PartitionOutcome, PythonSearch, SearchAborted
@@ -29,6 +30,7 @@ ENGINES = ("auto", "native", "python")
 # round gives a partition at once (time limits are checked between slices).
 FIRST_ROUND_STEPS = 4096
 MAX_SLICE_STEPS = {"native": 1 << 22, "python": 1 << 16}
+PREFIX_STATES_KEPT = 64  # the failure's last placed ops, each with the state after it (Porcupine's view)
 
 
 def _may_have_happened(operations: Sequence[Operation]) -> list[Operation]:
@@ -117,10 +119,12 @@ def _decide(parts: list[Callable[[], Any]], outcomes: list[PartitionOutcome | No
     alive: list[tuple[int, Any]] = list(enumerate(parts))
     max_slice = MAX_SLICE_STEPS[engine]
     first_round = True
+    decided = decided_ops = 0
     while alive:
         still = []
         for slot, search in alive:
             if first_round:
+                progress.report("partitions", decided, len(parts), decided_ops)
                 search = search()
             given = 0
             outcome = None
@@ -137,8 +141,12 @@ def _decide(parts: list[Callable[[], Any]], outcomes: list[PartitionOutcome | No
                                                steps=search.steps)
                 given += slice_steps
             if outcome is not None:
+                outcome.model = getattr(search, "model", None)
                 outcomes[slot] = outcome
                 totals.add(search)
+                decided += 1
+                decided_ops += len(search.ops)
+                progress.report("partitions", decided, len(parts), decided_ops)
                 if outcome.valid is False:
                     for _, other in still:
                         totals.add(other)
@@ -180,11 +188,26 @@ def op_text(op: Operation) -> str:
     key = f" key={op.key!r}" if op.key is not None else ""
     if op.type == "ok":
         result = op.completion.value  # type: ignore[union-attr]
-        outcome = "ok" if result == op.invoke.value else f"ok {result!r}"
+        # A read's invocation has no value: its result is always shown, nil included (Jepsen's word).
+        same = result == op.invoke.value and op.invoke.value is not None
+        outcome = "ok" if same else f"ok {'nil' if result is None else repr(result)}"
     else:
         outcome = "info (may or may not have happened)" if op.type == "info" else op.type
     done = f"..{op.ret}" if op.ret is not None else "..never completed"
     return f"[{op.call}{done}] process {op.process} {op.f}{key}{arg} -> {outcome}"
+
+
+def _prefix_states(outcome: PartitionOutcome, prefix: Sequence[int], model: Any) -> list[list[Any]]:
+    """[invoke index, state after it] for the last ``PREFIX_STATES_KEPT`` ops of a linearized prefix,
+    replayed from the initial state (every step is legal: the search placed them in this order)."""
+    step = (outcome.model if outcome.model is not None else model).step
+    state = outcome.states[0]
+    after = []
+    for i in prefix:
+        _, state = step(state, outcome.ops[i])
+        after.append(state)
+    first = max(0, len(prefix) - PREFIX_STATES_KEPT)
+    return [[outcome.ops[prefix[k]].call, _describe_state(model, after[k])] for k in range(first, len(prefix))]
 
 
 def _explain(outcome: PartitionOutcome, model: Any) -> tuple[dict[str, Any], str]:
@@ -206,6 +229,7 @@ def _explain(outcome: PartitionOutcome, model: Any) -> tuple[dict[str, Any], str
         "longest_linearized_prefix": len(prefix),
         "partial_linearization": [ops[i].call for i in prefix],
         "final_states": final_states,
+        "prefix_states": _prefix_states(outcome, prefix, model),
     }
     lines = [f"cannot linearize {op_text(op)}",
              f"  the longest linearizable prefixes place {len(prefix)} of {len(ops)} ops; after them the state "

@@ -24,14 +24,23 @@ _CAS = frozenset(("cas", "compare-and-set"))
 _APPEND = frozenset(("append",))
 
 
+class ModelError(ValueError):
+    """An op the model cannot read: names the op's index, which the CLI turns into the file's line."""
+
+    def __init__(self, index: int, message: str) -> None:
+        self.index = index
+        self.message = message
+        super().__init__(f"{message} (op index {index})")
+
+
 def _unknown_f(model: str, op: Operation, allowed: str) -> ValueError:
-    return ValueError(f"the {model} model does not know f={op.f!r} (op index {op.call}); expected {allowed}")
+    return ModelError(op.call, f"the {model} model does not know f={op.f!r}; expected {allowed}")
 
 
 def _cas_args(op: Operation) -> tuple[Any, Any]:
     v = op.invoke.value
     if not isinstance(v, (list, tuple)) or len(v) != 2:
-        raise ValueError(f"cas expects [old, new] as its value, got {v!r} (op index {op.call})")
+        raise ModelError(op.call, f"cas expects [old, new] as its value, got {v!r}")
     return hashable(v[0]), hashable(v[1])
 
 
@@ -223,17 +232,17 @@ class MultiRegister:
     @staticmethod
     def _micro_ops(op: Operation, value: Any) -> list[tuple[str, Any, Any]]:
         if not isinstance(value, (list, tuple)):
-            raise ValueError(f"a txn's value must be a list of [f, key, value] micro-ops, got {value!r} (op index {op.call})")
+            raise ModelError(op.call, f"a txn's value must be a list of [f, key, value] micro-ops, got {value!r}")
         out = []
         for m in value:
             if not isinstance(m, (list, tuple)) or len(m) != 3 or m[0] not in _READ | _WRITE:
-                raise ValueError(f"bad micro-op {m!r} in txn at op index {op.call}; expected [read|write, key, value]")
+                raise ModelError(op.call, f"bad micro-op {m!r} in txn; expected [read|write, key, value]")
             out.append((m[0], m[1], hashable(m[2])))
         return out
 
     def prepare(self, op: Operation) -> Operation | None:
         if op.f != "txn":
-            raise ValueError(f"the multi-register model only knows f='txn', got {op.f!r} (op index {op.call})")
+            raise ModelError(op.call, f"the multi-register model only knows f='txn', got {op.f!r}")
         micro = self._micro_ops(op, op.invoke.value)
         if op.type != "ok" and all(f in _READ for f, _, _ in micro):
             return None
@@ -288,7 +297,7 @@ class Mutex:
 
     def prepare(self, op: Operation) -> Operation | None:
         if op.f not in ("acquire", "release"):
-            raise ValueError(f"the mutex model knows acquire and release, got {op.f!r} (op index {op.call})")
+            raise ModelError(op.call, f"the mutex model knows acquire and release, got {op.f!r}")
         return op
 
     def read_only(self, op: Operation) -> bool:
@@ -336,7 +345,7 @@ class SetModel:
 
     def prepare(self, op: Operation) -> Operation | None:
         if op.f not in ("add", "read"):
-            raise ValueError(f"the set model knows add and read, got {op.f!r} (op index {op.call})")
+            raise ModelError(op.call, f"the set model knows add and read, got {op.f!r}")
         if op.f == "read" and op.type != "ok":
             return None
         return op
@@ -369,7 +378,7 @@ class Queue:
 
     def prepare(self, op: Operation) -> Operation | None:
         if op.f not in ("enqueue", "dequeue"):
-            raise ValueError(f"the queue model knows enqueue and dequeue, got {op.f!r} (op index {op.call})")
+            raise ModelError(op.call, f"the queue model knows enqueue and dequeue, got {op.f!r}")
         return op
 
     def read_only(self, op: Operation) -> bool:

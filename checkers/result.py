@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from splitbrain.histories.history import History
@@ -62,3 +62,20 @@ def compose(results: Mapping[str, Result]) -> Result:
 @runtime_checkable
 class Checker(Protocol):
     def check(self, test: Any, history: History, opts: Mapping[str, Any]) -> Result: ...
+
+
+CheckFn = Callable[[History], Result]
+
+
+def check_all(checkers: Mapping[str, CheckFn], history: History) -> Result:
+    """Run each named checker on ``history`` and compose the results. A checker that raises gives
+    ``unknown`` with its error for that checker only: the others' verdicts stand (Jepsen's check-safe),
+    so one broken checker never costs a run its results."""
+    results: dict[str, Result] = {}
+    for name, check in checkers.items():
+        try:
+            results[name] = check(history)
+        except Exception as e:  # noqa: BLE001 - contained: this checker's verdict is unknown, with why
+            error = f"{type(e).__name__}: {e}"
+            results[name] = Result("unknown", {"error": error}, f"the checker failed: {error}")
+    return compose(results)

@@ -32,7 +32,7 @@ from types import TracebackType
 from typing import Any
 
 from splitbrain.control.errors import ConfigError, RemoteError
-from splitbrain.control.images import NODE_RECIPE, image_exists, require_docker
+from splitbrain.control.images import NODE_RECIPE, image_exists, require_container_start, require_docker
 from splitbrain.control.local import (
     _current_routes,
     _subnet_lock,
@@ -41,6 +41,7 @@ from splitbrain.control.local import (
     validate_run_id,
 )
 from splitbrain.control.remote import ExecResult
+from splitbrain.control.spawn import DEFAULT_LOG, Spawner
 from splitbrain.control.ssh import _SPAWN, SPAWN_WAIT_S, SSHProcess
 
 log = logging.getLogger("splitbrain.docker")
@@ -64,10 +65,12 @@ _SIGNAL_GROUP = 'kill -s "$1" -- "-$2"'
 
 
 def require_node_image(image: str = NODE_RECIPE.tag) -> None:
-    """ConfigError in one line unless the Docker daemon answers and has ``image``."""
+    """ConfigError in one line unless the Docker daemon answers and has ``image``; HostError when it cannot
+    start a container at all."""
     require_docker()
     if not image_exists(image):
         raise ConfigError(f"the node image {image} is not built; run `splitbrain images build`")
+    require_container_start()
 
 
 def network_name(run_id: str) -> str:
@@ -231,6 +234,9 @@ class DockerCluster:
     def remote(self, node: str) -> DockerRemote:
         return self.remotes[node]
 
+    def spawner(self, clock: Any | None = None) -> Spawner:
+        return docker_spawner(self, clock)
+
     def up(self) -> DockerCluster:
         require_node_image(self.image)
         if run_resources(self.run_id) != ([], []):
@@ -300,14 +306,26 @@ def run_resources(run_id: str) -> tuple[list[str], list[str]]:
     return containers, networks
 
 
+def _daemon_answers() -> bool:
+    try:
+        return subprocess.run(["docker", "version"], capture_output=True, timeout=COMMAND_TIMEOUT_S).returncode == 0
+    except (FileNotFoundError, subprocess.TimeoutExpired):
+        return False
+
+
+def run_leftovers(run_id: str) -> list[str]:
+    """Run ``run_id``'s containers and network that still exist, without removing them."""
+    validate_run_id(run_id)
+    if not _daemon_answers():
+        return []
+    containers, networks = run_resources(run_id)
+    return [f"container {c}" for c in containers] + [f"network {n}" for n in networks]
+
+
 def teardown_run(run_id: str) -> list[str]:
     """Remove run ``run_id``'s containers and network. Idempotent; returns what it removed."""
     validate_run_id(run_id)
-    try:
-        answers = subprocess.run(["docker", "version"], capture_output=True, timeout=COMMAND_TIMEOUT_S).returncode == 0
-    except (FileNotFoundError, subprocess.TimeoutExpired):
-        answers = False
-    if not answers:
+    if not _daemon_answers():
         return []  # no Docker (or no daemon): nothing of the run can be left in it
     removed: list[str] = []
     containers, networks = run_resources(run_id)
@@ -320,21 +338,23 @@ def teardown_run(run_id: str) -> list[str]:
     return removed
 
 
-def docker_spawner(cluster: DockerCluster, clock: Any | None = None, default_log: str = "server.log"):
-    """``spawn(node, argv, env, log=None) -> process handle`` for a target's processes on Docker nodes. A
-    command that runs this machine's Python runs the node image's Python instead (same version line,
-    the project mounted at the same path). With a clock nemesis, each process is started skewable and
-    registered with it (see ``spawn_skewable``)."""
+def docker_spawner(cluster: DockerCluster, clock: Any | None = None) -> Spawner:
+    """The Spawner of Docker nodes. A command that runs this machine's Python runs the node image's Python
+    instead (same version line, splitbrain mounted in the node). With a clock nemesis, each process is
+    started skewable and registered with it (see ``spawn_skewable``)."""
 
-    def spawn(node: str, argv: Sequence[str], env: Mapping[str, str], log: str | None = None) -> Any:
+    def spawn(node: str, argv: Sequence[str], env: Mapping[str, str] | None = None,
+              log: str | None = None) -> Any:
+        env = env or {}
+        log = log or DEFAULT_LOG
         command = list(argv)
         if command and command[0] == sys.executable:
             remote = cluster.remote(node)
             command[0] = remote.python
             env = {**env, **remote.python_env}
         if clock is None:
-            return cluster.remote(node).spawn(command, env=env, log=log or default_log)
-        return spawn_skewable(cluster, node, command, env, log or default_log, clock)
+            return cluster.remote(node).spawn(command, env=env, log=log)
+        return spawn_skewable(cluster, node, command, env, log, clock)
 
     return spawn
 

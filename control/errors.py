@@ -23,3 +23,8 @@ class RemoteError(Exception):
         lines = [line for line in self.stderr.strip().splitlines() if line.strip()]
         reason = lines[-1].strip() if lines else "failed"
         return f"{self.node}: {' '.join(self.cmd)}: {reason}"
+
+
+class HostError(Exception):
+    """This machine cannot do what the run needs (Docker that cannot start a container, ...): the run
+    itself cannot happen here (exit 4), though the options are fine."""

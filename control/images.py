@@ -12,16 +12,20 @@ openssh-server), add them to ``NODE_PACKAGES``: the hash, and so the tag, change
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
+import platform
 import shutil
+import struct
 import subprocess
+import tarfile
 import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from splitbrain.control.errors import ConfigError
+from splitbrain.control.errors import ConfigError, HostError
 
 IMAGE_REPO = "splitbrain-node"
 RECIPE_LABEL = "splitbrain.recipe"
@@ -39,6 +43,7 @@ BUILD_TIMEOUT_S = 1800
 
 @dataclass(frozen=True)
 class Recipe:
+    repo: str = IMAGE_REPO
     suite: str = "bookworm"
     variant: str = "minbase"
     packages: tuple[str, ...] = NODE_PACKAGES
@@ -46,15 +51,19 @@ class Recipe:
 
     def digest(self) -> str:
         """The recipe's identity: a change of suite, packages or build steps changes it (the mirror does not)."""
-        text = json.dumps(asdict(self), sort_keys=True)
+        fields = {k: v for k, v in asdict(self).items() if k != "repo"}  # the tag's name carries the repo
+        text = json.dumps(fields, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()
 
     @property
     def tag(self) -> str:
-        return f"{IMAGE_REPO}:{self.digest()[:12]}"
+        return f"{self.repo}:{self.digest()[:12]}"
 
 
 NODE_RECIPE = Recipe()
+# What a new user has: a minimal Debian 12 with Debian's python3 and nothing else (.ci/readme-check runs
+# the README's first command in it).
+FRESH_DEBIAN_RECIPE = Recipe(repo="splitbrain-fresh-debian", packages=("python3", "ca-certificates"))
 
 
 @dataclass(frozen=True)
@@ -132,6 +141,7 @@ def built_images() -> list[BuiltImage]:
 def build_image(recipe: Recipe = NODE_RECIPE, *, force: bool = False, log=print) -> tuple[str, bool]:
     """Build the node image of ``recipe`` unless it exists (or ``force``). Returns (tag, built)."""
     require_docker()
+    require_container_start()  # before minutes of building an image no container could run
     if not force and image_exists(recipe.tag):
         return recipe.tag, False
     if os.geteuid() != 0:
@@ -213,3 +223,50 @@ def _remove_tree(work: Path, root: Path) -> None:
         raise ConfigError(f"image build: {work} still has mounts ({', '.join(_mounted_under(work))}); "
                           "unmount them and remove it by hand")
     shutil.rmtree(work, ignore_errors=True)
+
+
+# -- can this Docker start a container at all? -------------------------------------------------------------
+# Some daemons accept images and then fail every start (read-only cgroups inside a container, for one),
+# after a long wait and an OCI error. A start of a tiny image (one static x86_64 program that exits 0)
+# says so in a few seconds, before anything of a run exists.
+PROBE_TAG = "splitbrain-probe:exit0"
+PROBE_TIMEOUT_S = 20.0
+
+
+def exit0_elf() -> bytes:
+    """A static x86_64 Linux executable of 129 bytes whose only instruction is exit(0)."""
+    code = bytes.fromhex("b83c000000" "31ff" "0f05")  # mov eax, 60 (exit); xor edi, edi; syscall
+    base, size = 0x400000, 64 + 56 + len(code)
+    header = struct.pack("<4sBBBBB7xHHIQQQIHHHHHH", b"\x7fELF", 2, 1, 1, 0, 0, 2, 0x3E, 1, base + 120, 64, 0,
+                         0, 64, 56, 1, 0, 0, 0)
+    program = struct.pack("<IIQQQQQQ", 1, 5, 0, base, base, size, size, 0x1000)
+    return header + program + code
+
+
+def _probe_image() -> None:
+    if image_exists(PROBE_TAG):
+        return
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        info = tarfile.TarInfo("exit0")
+        program = exit0_elf()
+        info.size, info.mode = len(program), 0o755
+        tar.addfile(info, io.BytesIO(program))
+    _docker(["import", "-", PROBE_TAG], input_bytes=buffer.getvalue())
+
+
+def require_container_start() -> None:
+    """HostError in one line unless the daemon can start a container (a few seconds at most)."""
+    require_docker()
+    if platform.machine() != "x86_64":
+        return  # the probe program is x86_64; elsewhere the first real start tells
+    _probe_image()
+    try:
+        done = subprocess.run(["docker", "run", "--rm", "--network", "none", PROBE_TAG, "/exit0"],
+                              capture_output=True, text=True, timeout=PROBE_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise HostError(f"Docker cannot start containers here: a start took more than {PROBE_TIMEOUT_S:.0f} s") from None
+    if done.returncode != 0:
+        lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
+        reason = lines[-1] if lines else f"exit code {done.returncode}"
+        raise HostError(f"Docker cannot start containers here: {reason[:300]}")

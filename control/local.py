@@ -29,9 +29,17 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from splitbrain.control.errors import ConfigError
-from splitbrain.control.remote import Cgroup, LocalRemote, cgroup2_mount
+from splitbrain.control.remote import (
+    Cgroup,
+    FreezerCgroup,
+    LocalRemote,
+    cgroup2_mount,
+    cgroup_base,
+    freezer_mount,
+)
 
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
 # Where a subnet is chosen from when none is given: 10.240.0.0/12 as /24s, starting at a place that
@@ -60,8 +68,19 @@ def host_ifname(run_id: str) -> str:
 
 
 def run_cgroup(run_id: str) -> Cgroup | None:
-    mount = cgroup2_mount()
-    return Cgroup(mount / "splitbrain" / run_id) if mount is not None else None
+    """The cgroup of run ``run_id`` on this machine (v2, or the v1 freezer), None where neither works."""
+    base = cgroup_base()
+    return base.child(run_id) if base is not None else None
+
+
+def run_cgroups(run_id: str) -> list[Cgroup]:
+    """Every place run ``run_id``'s cgroup can be (a dead run may have used either hierarchy)."""
+    places: list[Cgroup] = []
+    if (mount := cgroup2_mount()) is not None:
+        places.append(Cgroup(mount / "splitbrain" / run_id))
+    if (mount := freezer_mount()) is not None:
+        places.append(FreezerCgroup(mount / "splitbrain" / run_id))
+    return places
 
 
 def run_netns_pattern(run_id: str) -> re.Pattern[str]:
@@ -184,6 +203,11 @@ class LocalCluster:
     def remote(self, node: str) -> LocalRemote:
         return self.remotes[node]
 
+    def spawner(self, clock: Any | None = None) -> Any:
+        from splitbrain.control.spawn import local_spawner
+
+        return local_spawner(self, clock)
+
     # -- lifecycle -------------------------------------------------------------------------------------
 
     def up(self) -> LocalCluster:
@@ -238,7 +262,7 @@ class LocalCluster:
         for node, address in self.addresses.items():
             ns = self.netns[node]
             _ip(["-n", ns], batch=f"link set lo up\naddr add {address}/{prefix} dev eth0\nlink set eth0 up\n")
-            node_cgroup = self.cgroup.path / node if self.cgroup is not None else None
+            node_cgroup = self.cgroup.child(node) if self.cgroup is not None else None
             self.remotes[node] = LocalRemote(node, ns, self.log_dir / node, node_cgroup)
 
     def down(self) -> None:
@@ -282,17 +306,17 @@ def _netns_pids(netns: str) -> list[int]:
 def _kill_run_processes(run_id: str, namespaces: Sequence[str]) -> int:
     """SIGKILL every process of the run: its cgroup (catches daemons that setsid'd) and anything still
     inside its namespaces (catches processes started without the cgroup). Returns how many were found."""
-    cgroup = run_cgroup(run_id)
+    cgroups = [c for c in run_cgroups(run_id) if c.exists()]
     found = 0
     deadline = time.monotonic() + KILL_WAIT_S
     while time.monotonic() < deadline:
-        pids = set(cgroup.pids() if cgroup is not None and cgroup.exists() else [])
+        pids = {pid for cgroup in cgroups for pid in cgroup.pids()}
         for ns in namespaces:
             pids.update(_netns_pids(ns))
         if not pids:
             break
         found = max(found, len(pids))
-        if cgroup is not None and cgroup.exists():
+        for cgroup in cgroups:
             cgroup.signal(signal.SIGKILL)
             cgroup.freeze(False)
         for pid in pids:
@@ -314,10 +338,10 @@ def teardown_run(run_id: str) -> list[str]:
     killed = _kill_run_processes(run_id, namespaces)
     if killed:
         removed.append(f"{killed} process(es)")
-    cgroup = run_cgroup(run_id)
-    if cgroup is not None and cgroup.exists():
-        cgroup.remove()
-        removed.append(f"cgroup {cgroup.path}")
+    for cgroup in run_cgroups(run_id):
+        if cgroup.exists():
+            cgroup.remove()
+            removed.append(f"cgroup {cgroup.path}")
     ifname = host_ifname(run_id)
     if _ip(["link", "del", ifname], check=False).returncode == 0:
         removed.append(f"interface {ifname}")
@@ -325,6 +349,15 @@ def teardown_run(run_id: str) -> list[str]:
         if _ip(["netns", "del", ns], check=False).returncode == 0:
             removed.append(f"namespace {ns}")
     return removed
+
+
+def run_leftovers(run_id: str) -> list[str]:
+    """What run ``run_id`` still has on this machine (namespaces, its cgroup), without removing it."""
+    found = _run_namespaces(run_id)
+    for cgroup in run_cgroups(run_id):
+        if cgroup.exists():
+            found.append(f"cgroup {cgroup.path}")
+    return found
 
 
 LEFTOVER_NETNS = re.compile(r"^sb-(.+)-(n\d+|sw)$")
@@ -338,9 +371,9 @@ def leftover_runs() -> list[str]:
         for line in listing.splitlines()
         if line.strip() and (m := LEFTOVER_NETNS.match(line.split()[0]))
     }
-    mount = cgroup2_mount()
-    if mount is not None and (mount / "splitbrain").is_dir():
-        runs |= {p.name for p in (mount / "splitbrain").iterdir() if p.is_dir()}
+    for mount in (cgroup2_mount(), freezer_mount()):
+        if mount is not None and (mount / "splitbrain").is_dir():
+            runs |= {p.name for p in (mount / "splitbrain").iterdir() if p.is_dir()}
     return sorted(r for r in runs if RUN_ID.match(r))
 
 

@@ -145,11 +145,20 @@ class RemoteFiles:
 def cgroup2_mount(mounts_file: str = "/proc/self/mounts") -> Path | None:
     """Where the cgroup v2 hierarchy is mounted (``/sys/fs/cgroup`` or, on hybrid hosts,
     ``/sys/fs/cgroup/unified``), or None when there is none."""
+    return _mount_of(lambda fields: fields[2] == "cgroup2", mounts_file)
+
+
+def freezer_mount(mounts_file: str = "/proc/self/mounts") -> Path | None:
+    """Where the cgroup v1 freezer hierarchy is mounted (cgroup v1 and hybrid hosts), or None."""
+    return _mount_of(lambda fields: fields[2] == "cgroup" and "freezer" in fields[3].split(","), mounts_file)
+
+
+def _mount_of(match: Callable[[list[str]], bool], mounts_file: str) -> Path | None:
     try:
         with open(mounts_file) as f:
             for line in f:
                 fields = line.split()
-                if len(fields) >= 3 and fields[2] == "cgroup2":
+                if len(fields) >= 4 and match(fields):
                     return Path(fields[1])
     except OSError:
         return None
@@ -162,11 +171,18 @@ class Cgroup:
     def __init__(self, path: Path) -> None:
         self.path = path
 
+    def child(self, name: str) -> Cgroup:
+        return type(self)(self.path / name)
+
     def create(self) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
 
     def exists(self) -> bool:
         return self.path.is_dir()
+
+    def join_file(self) -> Path:
+        """The file a process writes its pid to, to join this cgroup (v1 and v2 alike)."""
+        return self.path / "cgroup.procs"
 
     def pids(self) -> list[int]:
         """Every process in this cgroup and the ones below it."""
@@ -190,6 +206,9 @@ class Cgroup:
             # Atomic: also catches a process that forks while we kill.
             (self.path / "cgroup.kill").write_text("1")
             return
+        self._signal_each(sig)
+
+    def _signal_each(self, sig: int) -> None:
         for _ in range(10):  # re-read: a process may fork between listing and signalling
             pids = self.pids()
             if not pids:
@@ -229,6 +248,80 @@ class Cgroup:
                 pass
         try:
             self.path.rmdir()
+        except OSError:
+            pass
+
+
+class FreezerCgroup(Cgroup):
+    """A cgroup v1 freezer directory (hosts without cgroup v2): the same set of processes, frozen through
+    ``freezer.state``. v1 has no cgroup.kill: a kill freezes the cgroup first, so nothing in it can fork
+    while it is signalled, then thaws it (a frozen process dies only once thawed)."""
+
+    def populated(self) -> bool:
+        return bool(self.pids())
+
+    def signal(self, sig: int) -> None:
+        if sig != signal.SIGKILL:
+            self._signal_each(sig)
+            return
+        self.freeze(True)
+        self._signal_each(sig)
+        self.freeze(False)
+
+    def freeze(self, frozen: bool) -> None:
+        state = self.path / "freezer.state"
+        try:
+            state.write_text("FROZEN" if frozen else "THAWED")
+        except FileNotFoundError:
+            return
+        deadline = time.monotonic() + FREEZE_WAIT_S
+        while frozen and time.monotonic() < deadline:
+            try:
+                if state.read_text().strip() == "FROZEN":
+                    return
+            except FileNotFoundError:
+                return
+            time.sleep(0.005)
+
+
+# Which mechanism kill and pause use on this machine; SPLITBRAIN_CGROUP=v2|v1|none forces one (a host
+# where one misbehaves, and the tests of each on a hybrid host).
+CGROUP_ENV = "SPLITBRAIN_CGROUP"
+NO_CGROUP_WARNING = ("kill and pause act on process groups here (no writable cgroup v2 and no cgroup v1 "
+                     "freezer): a daemon that leaves its process group is not reached")
+
+
+def cgroup_base(forced: str | None = None) -> Cgroup | None:
+    """The cgroup under which runs put their processes (``<hierarchy>/splitbrain``): cgroup v2 where it is
+    mounted and writable, else the v1 freezer, else None (read-only cgroups, as inside containers)."""
+    choice = forced if forced is not None else os.environ.get(CGROUP_ENV, "")
+    candidates: list[Cgroup] = []
+    if choice in ("", "v2") and (mount := cgroup2_mount()) is not None:
+        candidates.append(Cgroup(mount / "splitbrain"))
+    if choice in ("", "v1") and (mount := freezer_mount()) is not None:
+        candidates.append(FreezerCgroup(mount / "splitbrain"))
+    for base in candidates:
+        try:
+            base.create()
+        except OSError:
+            continue
+        probe = "cgroup.freeze" if type(base) is Cgroup else "freezer.state"
+        if (base.path / probe).exists() or _child_has(base, probe):
+            return base
+    return None
+
+
+def _child_has(base: Cgroup, name: str) -> bool:
+    """The root of a v2 hierarchy has no cgroup.freeze, its children do: look at a child."""
+    probe = base.child(f"probe-{os.getpid()}")
+    try:
+        probe.create()
+        return (probe.path / name).exists()
+    except OSError:
+        return False
+    finally:
+        try:
+            probe.path.rmdir()
         except OSError:
             pass
 
@@ -309,11 +402,11 @@ _JOIN_CGROUP = 'echo $$ > "$0" && exec "$@"'
 class LocalRemote:
     """A node that is the network namespace ``netns`` on this machine (files are shared with the host)."""
 
-    def __init__(self, node: str, netns: str, log_dir: Path, cgroup_dir: Path | None = None) -> None:
+    def __init__(self, node: str, netns: str, log_dir: Path, cgroup: Cgroup | None = None) -> None:
         self.node = node
         self.netns = netns
         self.log_dir = log_dir
-        self.cgroup_dir = cgroup_dir
+        self.cgroup = cgroup  # the node's cgroup; each spawned program gets one below it
         self._spawned = count(1)
 
     def _in_netns(self, cmd: Sequence[str]) -> list[str]:
@@ -363,10 +456,10 @@ class LocalRemote:
         log_path = Path(log) if log and os.path.isabs(log) else self.log_dir / (log or f"{name}.log")
         log_path.parent.mkdir(parents=True, exist_ok=True)
         cgroup = None
-        if self.cgroup_dir is not None:
-            cgroup = Cgroup(self.cgroup_dir / f"{name}-{next(self._spawned)}")
+        if self.cgroup is not None:
+            cgroup = self.cgroup.child(f"{name}-{next(self._spawned)}")
             cgroup.create()
-            argv = ["sh", "-c", _JOIN_CGROUP, str(cgroup.path / "cgroup.procs"), *argv]
+            argv = ["sh", "-c", _JOIN_CGROUP, str(cgroup.join_file()), *argv]
         with open(log_path, "ab") as log_file:
             popen = subprocess.Popen(
                 argv,

@@ -17,39 +17,53 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from splitbrain.control.errors import ConfigError, RemoteError
 from splitbrain.control.local import LocalCluster
-from splitbrain.control.remote import Cgroup, LocalProcess
+from splitbrain.control.remote import LocalProcess, ProcessHandle
 
 _names = itertools.count(1)
+DEFAULT_LOG = "server.log"
 
 
-def local_spawner(cluster: LocalCluster, clock: Any | None, default_log: str = "server.log"):
-    """``spawn(node, argv, env, log=None) -> process handle`` for a target's processes on ``cluster``'s
-    nodes; ``log`` names the file under runs/.../nodes/<node>/."""
+class Spawner(Protocol):
+    """How a target starts a program on a node: ``spawn(node, argv, env, log)`` starts ``argv`` (an
+    argument list, never a shell string) with ``env`` added to the environment, its output appended to
+    ``log`` (a file name under runs/.../nodes/<node>/; default server.log), and returns its handle (kill,
+    pause, resume, alive, wait). With a clock nemesis the program is started skewable: argv[0] must be
+    the real program, not a wrapper shell that execs it later."""
 
-    def spawn(node: str, argv: Sequence[str], env: Mapping[str, str], log: str | None = None) -> Any:
+    def __call__(self, node: str, argv: Sequence[str], env: Mapping[str, str] | None = None,
+                 log: str | None = None) -> ProcessHandle: ...
+
+
+def local_spawner(cluster: LocalCluster, clock: Any | None) -> Spawner:
+    """The Spawner of local nodes: each program in the node's namespace and cgroup."""
+
+    def spawn(node: str, argv: Sequence[str], env: Mapping[str, str] | None = None,
+              log: str | None = None) -> Any:
         remote = cluster.remote(node)
         if clock is None:
-            return remote.spawn(list(argv), env=env, log=log or default_log)
-        return spawn_skewable(node, remote, list(argv), env, log or default_log, clock)
+            return remote.spawn(list(argv), env=env or {}, log=log or DEFAULT_LOG)
+        return spawn_skewable(node, remote, list(argv), env or {}, log or DEFAULT_LOG, clock)
 
     return spawn
 
 
-def ssh_spawner(cluster: Any, clock: Any | None = None, default_log: str = "server.log"):
-    """``spawn(node, argv, env, log=None) -> process handle`` for a target's processes on the hosts of an
-    SSHCluster: each detached on its host, its output in ``log`` in the node's work directory there,
-    downloaded into runs/.../nodes/<node>/ when the cluster goes down. With a clock nemesis, each is
-    started skewable (``launch_skewed``) and registered with it."""
+def ssh_spawner(cluster: Any, clock: Any | None = None) -> Spawner:
+    """The Spawner of SSH hosts: each program detached on its host, its output in ``log`` in the node's
+    work directory there, downloaded into runs/.../nodes/<node>/ when the cluster goes down. With a clock
+    nemesis, each is started skewable (``launch_skewed``) and registered with it."""
 
-    def spawn(node: str, argv: Sequence[str], env: Mapping[str, str], log: str | None = None) -> Any:
+    def spawn(node: str, argv: Sequence[str], env: Mapping[str, str] | None = None,
+              log: str | None = None) -> Any:
+        env = env or {}
+        log = log or DEFAULT_LOG
         remote = cluster.remote(node)
         if clock is None:
-            return remote.spawn(list(argv), env=env, log=log or default_log)
-        process, pid, slot = launch_skewed(remote, list(argv), env, log or default_log, clock.offset_ns(node))
+            return remote.spawn(list(argv), env=env, log=log)
+        process, pid, slot = launch_skewed(remote, list(argv), env, log, clock.offset_ns(node))
         clock.register(node, RemoteSkewed(remote, pid, slot))
         return process
 
@@ -117,10 +131,10 @@ def spawn_skewable(node: str, remote: Any, argv: list[str], env: Mapping[str, st
     from splitbrain.control.clockpatch import ClockPatchError, spawn_skewed
 
     cgroup = None
-    if remote.cgroup_dir is not None:
-        cgroup = Cgroup(remote.cgroup_dir / f"skewed-{next(_names)}")
+    if remote.cgroup is not None:
+        cgroup = remote.cgroup.child(f"skewed-{next(_names)}")
         cgroup.create()
-    procs = str(cgroup.path / "cgroup.procs") if cgroup is not None else None
+    procs = str(cgroup.join_file()) if cgroup is not None else None
 
     def join_cgroup() -> None:  # in the child, before it enters the namespace that hides /sys/fs/cgroup
         if procs is not None:

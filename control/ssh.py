@@ -26,9 +26,10 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import paramiko
-from splitbrain.control.errors import ConfigError, RemoteError
+from splitbrain.control.errors import ConfigError, HostError, RemoteError
 from splitbrain.control.remote import ExecResult, run_checked
 
 log = logging.getLogger("splitbrain.ssh")
@@ -298,10 +299,11 @@ class SSHRemote:
         return transport
 
     def _unreachable(self, message: str) -> Exception:
-        # Before the run starts it is the set-up that is wrong; once it ran, the host went away.
+        # A host that does not answer is a run that cannot happen (exit 4), not a bad option: the same
+        # options work once the host is back. A wrong key or login stays a ConfigError (above).
         if self.ever_connected:
             return RemoteError(self.node, ["ssh", self.host], message)
-        return ConfigError(f"{self.node}: {message}")
+        return HostError(f"{self.node}: {message}")
 
     def _transport(self) -> paramiko.Transport:
         """The live transport, reconnecting when it dropped. Call with ``_lock`` held."""
@@ -558,6 +560,11 @@ class SSHCluster:
     def remote(self, node: str) -> SSHRemote:
         return self.remotes[node]
 
+    def spawner(self, clock: Any | None = None) -> Any:
+        from splitbrain.control.spawn import ssh_spawner
+
+        return ssh_spawner(self, clock)
+
     def up(self) -> SSHCluster:
         _ = self.addresses
         for node in self.nodes:
@@ -598,6 +605,35 @@ class SSHCluster:
         for path in listing.stdout.splitlines():
             relative = PurePosixPath(path).relative_to(work)
             remote.download(path, self.log_dir / node / Path(*relative.parts))
+
+
+# $1 the run's directory on the host: SIGKILL every process group whose pid file the run left there.
+_KILL_RECORDED = r"""
+for f in "$1"/*/.spawn/*.pid; do
+  [ -s "$f" ] && kill -s KILL -- "-$(cat "$f")" 2>/dev/null
+done
+exit 0
+"""
+
+
+def teardown_run(cluster: SSHCluster) -> list[str]:
+    """What a dead run left on its SSH hosts: its processes (by the pid files under the run's directory),
+    the nemeses' iptables chains and the directory itself. Hosts that cannot be reached are reported."""
+    removed: list[str] = []
+    for node in cluster.nodes:
+        remote = cluster.remotes[node]
+        try:
+            remote.connect()
+            run_checked(remote, ["sh", "-c", _KILL_RECORDED, "sh", cluster.root], timeout=remote.timeout)
+            if cluster.iptables_chains:
+                remote.remove_chains(cluster.iptables_chains)
+            run_checked(remote, ["rm", "-rf", "--", cluster.root], timeout=remote.timeout)
+            removed.append(f"{node}: processes, rules and {cluster.root}")
+        except (ConfigError, HostError, RemoteError, OSError) as e:
+            removed.append(f"{node}: not reached ({e})")
+        finally:
+            remote.close()
+    return removed
 
 
 def _logged(node: str, what: str, step: Callable[[], object]) -> None:

@@ -13,11 +13,13 @@ state of their own, so the seed of a run decides every choice they make.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-NEMESIS_THREAD = "nemesis"
+from splitbrain.histories.op import NEMESIS
+
+NEMESIS_THREAD = NEMESIS  # the nemesis worker is the history's nemesis process
 
 
 class _Pending:
@@ -313,37 +315,6 @@ def phases(*gens: Any) -> Generator:
     return Seq(tuple(Synchronize(lift(g)) for g in gens))
 
 
-def each_process_once(fn: Callable[[Any], OpDict]) -> Generator:
-    """One op per client thread (final reads): ``fn(thread)`` makes it."""
-
-    @dataclass(frozen=True)
-    class _EachThread(Generator):
-        done: frozenset[Any] = frozenset()
-
-        def op(self, test, ctx):
-            workers = [t for t in ctx.workers if t != NEMESIS_THREAD]
-            todo = [t for t in workers if t not in self.done]
-            if not todo:
-                return None
-            free = [t for t in todo if t in ctx.free]
-            if not free:
-                return PENDING, self
-            t = free[0]
-            return dict(fn(t), thread=t), _EachThread(self.done | {t})
-
-    return _EachThread()
-
-
-def independent_keys(keys: Sequence[Any], per_key: Callable[[Any, Context], OpDict]) -> Generator:
-    """Ops on random keys from ``keys`` (Jepsen's independent workloads): ``per_key(key, ctx)`` makes one."""
-
-    def make(test: Any, ctx: Context) -> OpDict:
-        key = ctx.rng.choice(list(keys))
-        return dict(per_key(key, ctx), key=key)
-
-    return Fn(make)
-
-
 @dataclass(frozen=True)
 class Timed(Generator):
     """Ops at fixed times (ns since the test started), in order: a fault schedule."""
@@ -355,3 +326,23 @@ class Timed(Generator):
             return None
         at, value = self.steps[0]
         return dict(value, time=at), Timed(self.steps[1:])
+
+
+@dataclass(frozen=True)
+class Until(Generator):
+    """``gen`` until ``stopped()`` says so (a run told to stop early), then exhausted."""
+
+    stopped: Callable[[], bool]
+    gen: Generator
+
+    def op(self, test, ctx):
+        if self.stopped():
+            return None
+        res = self.gen.op(test, ctx)
+        if res is None:
+            return None
+        value, nxt = res
+        return value, Until(self.stopped, nxt)
+
+    def update(self, test, ctx, event):
+        return Until(self.stopped, self.gen.update(test, ctx, event))

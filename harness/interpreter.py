@@ -14,6 +14,7 @@ the last, which is what lets the recorder keep up with thousands of ops per seco
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import queue
 import random
@@ -23,21 +24,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from splitbrain.control.target import Client
 from splitbrain.harness.generator import NEMESIS_THREAD, PENDING, Context, Generator
 from splitbrain.histories.op import Op
 
 log = logging.getLogger("splitbrain.interpreter")
 
-
-class Client(Protocol):
-    """A connection to one node. ``invoke`` returns the completion (ok / fail / info) of an invocation.
-
-    A client never retries an op whose effect is unknown: a timeout is ``info``, a definite refusal ``fail``.
-    """
-
-    def invoke(self, test: Any, op: Op) -> Op: ...
-
-    def close(self, test: Any) -> None: ...
+# Logged (into harness.log) when the history's clock starts: op times are ns after this wall-clock instant,
+# which is how the report finds the node log lines around a fault.
+TIME_ZERO_LOG = "history time 0 is %s"
 
 
 class Recorder(Protocol):
@@ -78,6 +73,7 @@ class Stats:
     info: int = 0
     in_flight: int = 0
     active_faults: list[str] = field(default_factory=list)
+    faults_failed: int = 0
 
 
 class _Worker(threading.Thread):
@@ -113,16 +109,19 @@ def _completion_of(invocation: Op, returned: Op, index: int, time_ns: int) -> Op
 
 def run(test: Any, gen: Generator, *, clients: Mapping[int, Client], nemesis: Any | None, recorder: Recorder,
         rng: random.Random, nodes_of: Mapping[Any, str] | None = None, stop: threading.Event | None = None,
-        stats: Stats | None = None, drain_timeout: float = 10.0) -> None:
+        stats: Stats | None = None, drain_timeout: float = 10.0, hurry: threading.Event | None = None) -> None:
     """Drive ``gen`` until it is exhausted (or ``stop`` is set), then wait for ops in flight.
 
     ``clients`` maps client worker number (0..n-1) to its client; the nemesis worker is ``"nemesis"``.
-    Ops still in flight ``drain_timeout`` seconds after the end stay without completion: indeterminate.
+    Ops still in flight ``drain_timeout`` seconds after the end (or once ``hurry`` is set) stay without
+    completion: indeterminate.
     """
     stop = stop or threading.Event()
+    hurry = hurry or threading.Event()
     stats = stats or Stats()
     nodes_of = nodes_of or {}
     t0 = time.monotonic_ns()
+    log.info(TIME_ZERO_LOG, dt.datetime.now(dt.UTC).isoformat(timespec="microseconds"))
     done: queue.SimpleQueue[tuple[Any, Op]] = queue.SimpleQueue()  # C-implemented: the hot path
     n_clients = len(clients)
     workers: dict[Any, _Worker] = {}
@@ -230,7 +229,7 @@ def run(test: Any, gen: Generator, *, clients: Mapping[int, Client], nemesis: An
             outbox.append((workers[thread], op))
         send()
         deadline = time.monotonic() + drain_timeout
-        while in_flight and time.monotonic() < deadline:
+        while in_flight and time.monotonic() < deadline and not hurry.is_set():
             wait_for_completion(max(0.0, min(0.2, deadline - time.monotonic())))
         if in_flight:
             log.warning("%d op(s) still in flight after %.0f s; they stay without completion (indeterminate)",

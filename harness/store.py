@@ -14,6 +14,7 @@ import datetime as dt
 import json
 import logging
 import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,16 +58,28 @@ class RunDir:
 
     def read_test(self) -> dict[str, Any]:
         try:
-            return json.loads(self.test_file.read_text())
+            test = json.loads(self.test_file.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ConfigError(f"{self.path}: not a run directory (no {TEST_FILE})") from None
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"{self.test_file}:{e.lineno}: invalid JSON ({e.msg})") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{self.test_file}: cannot read it ({e})") from None
+        except (json.JSONDecodeError, RecursionError, ValueError) as e:
+            line = f":{e.lineno}" if isinstance(e, json.JSONDecodeError) else ""
+            raise ConfigError(f"{self.test_file}{line}: invalid JSON ({getattr(e, 'msg', e)})") from None
+        if not isinstance(test, dict):
+            raise ConfigError(f"{self.test_file}:1: expected a JSON object of the test's options, "
+                              f"got {type(test).__name__}")
+        return test
 
     def write_results(self, results: dict[str, Any]) -> None:
-        tmp = self.results_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(results, indent=2, default=_json_default) + "\n")
-        os.replace(tmp, self.results_file)
+        self.write_json(RESULTS_FILE, results)
+
+    def write_json(self, name: str, data: dict[str, Any]) -> None:
+        """``name`` in the run directory, replaced atomically (a reader never sees half of it)."""
+        target = self.path / name
+        tmp = target.with_name(f".{name}.tmp")
+        tmp.write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
+        os.replace(tmp, target)
 
 
 def _json_default(value: Any) -> Any:
@@ -76,12 +89,25 @@ def _json_default(value: Any) -> Any:
 
 
 def new_run_dir(root: str | Path, test_name: str) -> RunDir:
-    """A fresh directory for a run, and runs/latest pointing at it."""
-    root = Path(root)
+    """A fresh directory for a run (absolute: targets resolve paths from their own working directories),
+    and runs/latest pointing at it. The name is the time and a random suffix, so runs started at once
+    (in parallel, by a plan) get distinct directories and run ids."""
+    root = Path(root).absolute()
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%f")[:-3]
-    path = root / test_name / stamp
-    path.mkdir(parents=True, exist_ok=False)
+    while True:
+        path = root / test_name / f"{stamp}-{secrets.token_hex(2)}"
+        try:
+            path.mkdir(parents=True, exist_ok=False)
+            break
+        except FileExistsError:
+            continue
     (path / "nodes").mkdir()
+    point_latest(root, path)
+    return RunDir(path)
+
+
+def point_latest(root: Path, path: Path) -> None:
+    """runs/latest -> ``path`` (atomically)."""
     latest = root / "latest"
     tmp = root / f".latest-{os.getpid()}"
     try:
@@ -91,7 +117,6 @@ def new_run_dir(root: str | Path, test_name: str) -> RunDir:
         os.replace(tmp, latest)
     except OSError:
         pass  # a filesystem without symlinks: runs/latest is a convenience only
-    return RunDir(path)
 
 
 def open_run_dir(path: str | Path) -> RunDir:

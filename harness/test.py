@@ -1,59 +1,183 @@
-"""A test as data, and running it: nodes up, target up, clients and faults, heal, check, clean up.
+"""A test: the objects it composes, and the option strings that build it.
 
-    Test (options + seed) -> run(test) -> RunOutcome(valid, run_dir, results)
+    Test(target=TargetSpec, workload=..., nemesis=[FaultKind...], nodes=LocalNodes(5), ...)  -> run(test)
+    TestOptions (the command line's strings; what test.json stores)  -> .build() -> Test
 
-Everything random comes from the test's seed: the fault schedule is drawn from it before the run starts
-(and stored in test.json), the generators draw from one Random seeded by it, the nemeses from another.
-Whatever happens -- an error, Ctrl-C -- every fault is healed and every node torn down before run returns.
+A Python user builds a ``Test`` by hand from the public API (``from splitbrain import ...``); the CLI
+builds the same object from a ``TestOptions``. ``validate`` checks everything that can be checked before
+anything of a run exists (limits, the target's options, capabilities the faults need, this machine's
+ability to make the nodes, the store), so a bad input is one line and nothing is created.
 """
 
 from __future__ import annotations
 
-import json
-import logging
+import math
 import os
-import random
-import signal
-import sys
-import threading
-import time
-from concurrent.futures import ThreadPoolExecutor
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
-from functools import partial
 from pathlib import Path
 from typing import Any
 
-from splitbrain.checkers.result import Result
+from splitbrain.control.clusters import LocalNodes, Nodes, nodes_from_json, nodes_named
 from splitbrain.control.errors import ConfigError
-from splitbrain.harness import interpreter
-from splitbrain.harness.generator import (
-    Once,
-    Sleep,
-    Stagger,
-    Timed,
-    TimeLimit,
-    any_,
-    clients,
-    nemesis,
-    phases,
-)
-from splitbrain.harness.store import RunDir, attach_log, detach_log, new_run_dir
-from splitbrain.harness.workloads import WORKLOADS, workload_named
-from splitbrain.histories.history import History
-from splitbrain.histories.jsonl import JsonlWriter
-from splitbrain.histories.op import Op
-from splitbrain.nemesis.base import completed
-from splitbrain.nemesis.schedule import FAULT_KINDS, Step, fault_schedule, schedule_json
+from splitbrain.control.target import ClientOpener, TargetSpec, capabilities_of
+from splitbrain.harness.workloads import Workload, WorkloadSpec
+from splitbrain.nemesis.schedule import MAX_STEPS, Step
 
-log = logging.getLogger("splitbrain.test")
-
-REMOTES = ("local", "docker", "ssh")
-HEAL = "heal"
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+MAX_TIME_LIMIT_S = 7 * 24 * 3600.0
+MAX_SEED = 2**63 - 1
 
 
 @dataclass
 class Test:
-    """Every option of a run. ``schedule`` is filled from the seed unless given (repro replays it)."""
+    """Everything a run needs, as objects.
+
+    ``target``: the system (TargetSpec); ``workload``: a Workload, a WorkloadSpec or ``test -> Workload``;
+    ``nemesis``: the fault kinds (nemesis/kinds.py), each on its own cycle; ``nodes``: where the nodes are
+    (LocalNodes, DockerNodes, SSHNodes); ``options``: the target's options. ``seed`` decides every random
+    choice (None: drawn from the clock and printed); ``schedule`` replays a stored fault schedule.
+    ``record`` is how to build this test again by name (test.json; what `repro` reads), when known.
+    """
+
+    target: TargetSpec
+    workload: Workload | WorkloadSpec | Callable[[Test], Workload]
+    nemesis: Sequence[Any] = ()
+    nodes: Nodes = field(default_factory=LocalNodes)
+    options: Mapping[str, Any] = field(default_factory=dict)
+    time_limit: float = 20.0
+    nemesis_interval: float = 3.0
+    concurrency: int = 10
+    rate: float = 100.0
+    seed: int | None = None
+    store: str | Path = "runs"
+    name: str = ""
+    recovery_s: float = 2.0
+    client_timeout_s: float = 1.5
+    schedule: Sequence[Step] | None = None
+    record: dict[str, Any] | None = None
+    repro_of: str | None = None
+
+    def __post_init__(self) -> None:
+        self.nemesis = tuple(self.nemesis)
+        self.options = dict(self.options)
+        if self.schedule is not None:
+            self.schedule = [s if isinstance(s, Step) else Step.from_json(s) for s in self.schedule]
+
+    @property
+    def workload_name(self) -> str:
+        w = self.workload
+        return getattr(w, "name", None) or getattr(w, "__name__", "workload")
+
+    @property
+    def test_name(self) -> str:
+        return self.name or f"{self.target.name}-{self.workload_name}"
+
+    def make_workload(self) -> Workload:
+        w = self.workload
+        if isinstance(w, Workload):
+            return w
+        made = w.make(self) if isinstance(w, WorkloadSpec) else w(self)
+        if not isinstance(made, Workload):
+            raise ConfigError(f"workload {self.workload_name}: its factory returned {type(made).__name__}, "
+                              "not a Workload")
+        return made
+
+    def client_opener(self, workload: Workload) -> ClientOpener:
+        if workload.client is not None:
+            return workload.client
+        opener = self.target.clients.get(workload.name)
+        if opener is None:
+            raise ConfigError(f"target {self.target.name} has no workload {workload.name!r}; expected one of "
+                              f"{', '.join(self.target.workloads) or 'none'}")
+        return opener
+
+    def validate(self) -> Workload:
+        """Every check that needs nothing of a run; ConfigError (HostError) in one line. Returns the
+        workload, made once."""
+        _limits(self)
+        if not isinstance(self.target, TargetSpec):
+            raise ConfigError(f"a test's target must be a TargetSpec, got {type(self.target).__name__}")
+        self.target.check_options(self.options, self.nodes.count)
+        workload = self.make_workload()
+        self.client_opener(workload)
+        if self.target.target_type is not None:
+            check_capabilities(self.target.name, capabilities_of(self.target.target_type), self.nemesis)
+        if not NAME.match(self.test_name) or ".." in self.test_name:
+            raise ConfigError(f"--name {self.test_name!r}: expected 1-100 letters, digits, '_', '.', '-' "
+                              "(no '/', no '..')")
+        self.nodes.preflight()
+        return workload
+
+    def to_json(self) -> dict[str, Any]:
+        """What test.json stores: the options that build this test again, its seed and its schedule."""
+        record = dict(self.record) if self.record is not None else TestOptions.describe(self)
+        record.update(seed=self.seed, store=str(self.store), name=self.test_name,
+                      schedule=[s.to_json() for s in self.schedule] if self.schedule is not None else None)
+        if self.repro_of is not None:
+            record["repro_of"] = self.repro_of
+        return record
+
+
+def _finite(test: Test, name: str, option: str, low: float, high: float, *, low_inclusive: bool = False) -> None:
+    value = getattr(test, name)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ConfigError(f"{option}: expected a finite number, got {value!r}")
+    if not (low <= value if low_inclusive else low < value) or value > high:
+        bound = f"{'at least' if low_inclusive else 'more than'} {low:g} and at most {high:g}"
+        raise ConfigError(f"{option} must be {bound}, got {value:g}")
+
+
+def _limits(test: Test) -> None:
+    _finite(test, "time_limit", "--time-limit", 0, MAX_TIME_LIMIT_S)
+    _finite(test, "nemesis_interval", "--nemesis-interval", 0, MAX_TIME_LIMIT_S)
+    _finite(test, "rate", "--rate", 0, 1e6)
+    _finite(test, "recovery_s", "--recovery", 0, 3600, low_inclusive=True)
+    _finite(test, "client_timeout_s", "--client-timeout", 0, 600)
+    if not isinstance(test.concurrency, int) or isinstance(test.concurrency, bool) or not 1 <= test.concurrency <= 200:
+        raise ConfigError(f"--concurrency must be a whole number from 1 to 200, got {test.concurrency!r}")
+    if test.seed is not None and (not isinstance(test.seed, int) or not 0 <= test.seed <= MAX_SEED):
+        raise ConfigError(f"--seed must be a whole number from 0 to {MAX_SEED}, got {test.seed!r}")
+    if test.nemesis and len(test.nemesis) * test.time_limit / test.nemesis_interval > MAX_STEPS:
+        raise ConfigError(f"--time-limit {test.time_limit:g} with --nemesis-interval {test.nemesis_interval:g} "
+                          f"makes more than {MAX_STEPS} faults; give a longer interval or a shorter run")
+
+
+def check_capabilities(target: str, capabilities: set[str], kinds: Sequence[Any]) -> None:
+    """ConfigError naming the first fault kind whose needs the target does not implement."""
+    for kind in kinds:
+        missing = [n for n in getattr(kind, "needs", ()) if n not in capabilities]
+        if missing:
+            raise ConfigError(f"--nemesis {kind.name} needs a target that implements {', '.join(missing)}; "
+                              f"target {target} does not")
+
+
+def check_store(store: str | Path) -> Path:
+    """The store as an absolute path, made if missing; ConfigError when it cannot hold runs (a file, a
+    read-only place, /proc)."""
+    path = Path(store).absolute()
+    what = f"--store {store}"
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{what}: exists and is not a directory")
+    if str(path.resolve()).startswith(("/proc/", "/sys/", "/dev/")) or str(path.resolve()) in ("/proc", "/sys", "/dev"):
+        raise ConfigError(f"{what}: not a place for run directories (a kernel file system)")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".splitbrain-probe-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise ConfigError(f"{what}: not a writable directory ({e.strerror or e})") from None
+    return path
+
+
+# -- the command line's options ----------------------------------------------------------------------------
+
+@dataclass
+class TestOptions:
+    """A test by names and strings: what the command line gives, what test.json stores, what `repro`
+    reads. ``build()`` resolves the names (built-ins and plugins alike, harness/plugins.py)."""
 
     target: str = "raft"
     workload: str = "register"
@@ -64,388 +188,99 @@ class Test:
     nemesis_interval: float = 3.0
     concurrency: int = 10
     rate: float = 100.0
-    seed: int = 0
+    seed: int | None = None
     bugs: tuple[str, ...] = ()
     store: str = "runs"
     recovery_s: float = 2.0
     client_timeout_s: float = 1.5
     name: str = ""
     target_opts: dict[str, Any] = field(default_factory=dict)
-    schedule: list[dict[str, Any]] | None = field(default=None)
-    # --remote ssh: "node1=HOST[:PORT]" per node, the login, the key, and the host-key policy.
+    schedule: list[dict[str, Any]] | None = None
     ssh_hosts: tuple[str, ...] = ()
     ssh_user: str = "root"
     ssh_key: str | None = None
     ssh_known_hosts: str | None = None
     ssh_accept_new: bool = False
-    ssh_dir: str = "/tmp"  # where each run keeps its files on the hosts (splitbrain-RUN_ID below it)
+    ssh_dir: str = "/tmp"
+    repro_of: str | None = None
 
     def __post_init__(self) -> None:
         self.nemesis = tuple(self.nemesis)
         self.bugs = tuple(self.bugs)
         self.ssh_hosts = tuple(self.ssh_hosts)
-        if not self.name:
-            self.name = f"{self.target}-{self.workload}"
-
-    def validate(self) -> None:
-        def bad(msg: str) -> ConfigError:
-            return ConfigError(msg)
-
-        from splitbrain.targets.registry import target_spec
-
-        if self.workload not in WORKLOADS:
-            raise bad(f"unknown --workload {self.workload!r}; expected one of {', '.join(WORKLOADS)}")
-        target_spec(self.target).validate(self)
-        if self.remote not in REMOTES:
-            raise bad(f"--remote {self.remote!r} is not available; expected one of {', '.join(REMOTES)}")
-        unknown = [k for k in self.nemesis if k not in FAULT_KINDS]
-        if unknown:
-            raise bad(f"unknown nemesis {', '.join(unknown)}; expected {', '.join(FAULT_KINDS)}")
-        if not 1 <= self.nodes <= 9:
-            raise bad(f"--nodes must be between 1 and 9, got {self.nodes}")
-        if not 1 <= self.concurrency <= 200:
-            raise bad(f"--concurrency must be between 1 and 200, got {self.concurrency}")
-        for name in ("time_limit", "nemesis_interval", "rate", "client_timeout_s"):
-            if getattr(self, name) <= 0:
-                raise bad(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
-        if self.recovery_s < 0:
-            raise bad(f"--recovery must not be negative, got {self.recovery_s}")
-        if self.remote == "ssh":
-            self.validate_ssh()
-        elif self.ssh_hosts or self.ssh_key or self.ssh_known_hosts or self.ssh_accept_new or self.ssh_dir != "/tmp":
-            raise bad("the --ssh-* options go with --remote ssh")
-
-    def validate_ssh(self) -> None:
-        from splitbrain.control.local import node_names
-        from splitbrain.control.ssh import parse_ssh_hosts
-
-        if not self.ssh_hosts:
-            raise ConfigError("--remote ssh needs --ssh-hosts node1=HOST[:PORT],node2=HOST[:PORT],...")
-        hosts = parse_ssh_hosts(self.ssh_hosts)
-        if len(hosts) != self.nodes:
-            raise ConfigError(f"--ssh-hosts names {len(hosts)} hosts but --nodes is {self.nodes}")
-        expected = node_names(self.nodes)
-        if sorted(h.node for h in hosts) != sorted(expected):
-            raise ConfigError(f"--ssh-hosts: expected the nodes {', '.join(expected)}, "
-                              f"got {', '.join(h.node for h in hosts)}")
-        if not self.ssh_user:
-            raise ConfigError("--ssh-user must not be empty")
-        if not self.ssh_dir.startswith("/") or any(c in self.ssh_dir for c in "\n\0"):
-            raise ConfigError(f"--ssh-dir must be an absolute path on the hosts, got {self.ssh_dir!r}")
-        for option, path in (("--ssh-key", self.ssh_key), ("--ssh-known-hosts", self.ssh_known_hosts)):
-            if path is not None and not (os.path.isfile(path) and os.access(path, os.R_OK)):
-                raise ConfigError(f"{option} {path}: no such readable file")
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
-        d["nemesis"] = list(self.nemesis)
-        d["bugs"] = list(self.bugs)
-        d["ssh_hosts"] = list(self.ssh_hosts)
+        for name in ("nemesis", "bugs", "ssh_hosts"):
+            d[name] = list(d[name])
+        if d["repro_of"] is None:
+            del d["repro_of"]
         return d
 
     @staticmethod
-    def from_json(d: dict[str, Any]) -> Test:
-        known = {f.name for f in fields(Test)}
+    def from_json(d: Any, where: str = "test.json") -> TestOptions:
+        if not isinstance(d, dict):
+            raise ConfigError(f"{where}: expected a JSON object of the test's options, got {type(d).__name__}")
+        known = {f.name for f in fields(TestOptions)}
         unknown = set(d) - known
         if unknown:
-            raise ConfigError(f"test.json: unknown option(s) {', '.join(sorted(unknown))}")
-        return Test(**d)
-
-
-@dataclass
-class RunOutcome:
-    valid: Any
-    run_dir: RunDir
-    results: dict[str, Any]
-    interrupted: bool = False
-
-
-class HealingNemesis:
-    """The run's nemeses, plus the op ``heal`` that heals all of them (the end of the fault phase)."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-
-    def fs(self) -> set[str]:
-        return self.inner.fs() | {HEAL}
-
-    def setup(self, test: Any) -> None:
-        self.inner.setup(test)
-
-    def invoke(self, test: Any, op: Op) -> Op:
-        if op.f == HEAL:
-            try:
-                self.inner.heal(test)
-            except Exception as e:  # noqa: BLE001 - reported in the history and the log; heal is retried at the end
-                return completed(op, None, error=f"heal failed: {e}")
-            return completed(op, "healed")
-        return self.inner.invoke(test, op)
-
-    def heal(self, test: Any) -> None:
-        self.inner.heal(test)
-
-
-def _schedule(test: Test, nodes: list[str], rng: random.Random) -> list[Step]:
-    if test.schedule is not None:
-        return [Step.from_json(s) for s in test.schedule]
-    return fault_schedule(test.nemesis, nodes, interval_s=test.nemesis_interval, duration_s=test.time_limit,
-                          rng=rng, partition_kinds=("one", "halves", "majorities-ring", "primaries"))
-
-
-def _build_nemesis(test: Test, cluster: Any, target: Any, clock: Any, rng: random.Random) -> Any:
-    from splitbrain.nemesis.base import ComposedNemesis
-
-    parts: list[Any] = []
-    remotes = {n: cluster.remote(n) for n in cluster.nodes}
-    if "partition" in test.nemesis:
-        from splitbrain.nemesis.partition import PartitionNemesis
-        parts.append(PartitionNemesis(remotes, cluster.addresses, rng, primaries=target.primaries))
-    if "kill" in test.nemesis or "pause" in test.nemesis:
-        from splitbrain.nemesis.process import ProcessNemesis
-        parts.append(ProcessNemesis(target, cluster.nodes, rng))
-    if clock is not None:
-        parts.append(clock)
-    if "packet" in test.nemesis:
-        from splitbrain.nemesis.packet import PacketNemesis
-        parts.append(PacketNemesis(remotes, rng))
-    return HealingNemesis(ComposedNemesis(parts))
-
-
-def _generator(test: Test, workload: Any, steps: list[Step]) -> Any:
-    timed = Timed(tuple((int(s.at_s * 1e9), {"f": s.f, "value": s.value}) for s in steps))
-    main = any_(clients(TimeLimit(test.time_limit, Stagger(1.0 / test.rate, workload.generator))),
-                nemesis(timed))
-    stages: list[Any] = [main, nemesis(Once({"f": HEAL, "value": None})), Sleep(test.recovery_s)]
-    if workload.final is not None:
-        stages.append(clients(workload.final))
-    return phases(*stages)
-
-
-class _Console:
-    """One live line on stderr: elapsed, ops/s, ok/fail/info, active faults."""
-
-    def __init__(self, stats: interpreter.Stats, enabled: bool) -> None:
-        self.stats = stats
-        self.enabled = enabled and sys.stderr.isatty()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="console", daemon=True)
-
-    def start(self) -> None:
-        if self.enabled:
-            self._thread.start()
-
-    def line(self) -> str:
-        s = self.stats
-        elapsed = time.monotonic() - s.started
-        rate = (s.ok + s.fail + s.info) / elapsed if elapsed > 0 else 0.0
-        faults = ", ".join(s.active_faults) or "none"
-        return (f"{elapsed:6.1f}s  {rate:7.1f} ops/s  ok {s.ok}  fail {s.fail}  info {s.info}  "
-                f"in flight {s.in_flight}  faults: {faults}")
-
-    def _loop(self) -> None:
-        while not self._stop.wait(0.5):
-            print("\r" + self.line()[:150].ljust(150), end="", file=sys.stderr, flush=True)
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
-            print(file=sys.stderr)
-
-
-class _FaultTracker:
-    """Feeds the console's list of active faults from the nemesis ops as they are recorded."""
-
-    STOPS = {"stop-partition": "start-partition", "start": "kill", "resume": "pause",
-             "reset-clock": "bump-clock", "stop-packet": "start-packet"}
-
-    def __init__(self, stats: interpreter.Stats, sink: Any) -> None:
-        self.stats = stats
-        self.sink = sink
-
-    def append(self, op: Op) -> None:
-        self.sink(op)
-        if op.is_client or op.type == "invoke":
-            return
-        if op.f == HEAL:
-            self.stats.active_faults = []
-        elif op.f in self.STOPS:
-            started = self.STOPS[op.f]
-            self.stats.active_faults = [f for f in self.stats.active_faults if not f.startswith(started)]
-        else:
-            self.stats.active_faults = self.stats.active_faults + [f"{op.f}"]
-
-
-def run(test: Test, *, console: bool = True, out: Any = None) -> RunOutcome:
-    """Run ``test`` end to end. Raises ConfigError before anything starts when an option is bad."""
-    out = out or sys.stdout
-    test.validate()
-    if test.remote == "local":
-        from splitbrain.control.local import require_root
-        require_root()
-    elif test.remote == "docker":  # refused before the run directory exists, as for local nodes
-        from splitbrain.control.docker import require_node_image
-        require_node_image()
-    rng = random.Random(test.seed)
-    nemesis_rng = random.Random(test.seed * 7919 + 1)
-    run_dir = new_run_dir(test.store, test.name)
-    handler = attach_log(run_dir)
-    from splitbrain.control.local import node_names
-
-    steps = _schedule(test, node_names(test.nodes), random.Random(test.seed * 31 + 7))
-    test.schedule = schedule_json(steps)
-    run_dir.write_test(test.to_json())
-    print(f"seed {test.seed}  run {run_dir.path}", file=out, flush=True)
-    log.info("test %s", json.dumps(test.to_json()))
-
-    recorder = interpreter.ListRecorder()
-    stats = interpreter.Stats()
-    writer = JsonlWriter(str(run_dir.history_file))
-    recorder.sink = _FaultTracker(stats, writer.write).append
-    recorder.flush_sink = writer.flush
-    cluster = _cluster(test, run_dir)
-    workload = workload_named(test.workload, test)
-    stop = threading.Event()
-    interrupted = False
-    failed = False
-    nemesis_obj = None
-    client_objs: dict[int, Any] = {}
-    target = None
-    console_line = _Console(stats, console)
-
-    def on_sigint(signum: int, frame: Any) -> None:
-        nonlocal interrupted
-        if interrupted:
-            raise KeyboardInterrupt  # the second Ctrl-C: abort now (the finally below still heals)
-        interrupted = True
-        stop.set()
-        print("\ninterrupted: healing and stopping (Ctrl-C again to abort)", file=sys.stderr)
-
-    previous = signal.signal(signal.SIGINT, on_sigint) if threading.current_thread() is threading.main_thread() else None
-    try:
-        cluster.up()
-        clock = None
-        if "clock" in test.nemesis:
-            from splitbrain.nemesis.clock import ClockNemesis
-            clock = ClockNemesis()
-        from splitbrain.targets.registry import target_spec
-
-        spec = target_spec(test.target)
-        spawn, files, data_root = _spawner(test, cluster, clock, run_dir)
-        target = spec.build(test, cluster.addresses, spawn, data_root, files)
-        with ThreadPoolExecutor(max_workers=test.nodes) as pool:
-            list(pool.map(lambda n: target.setup(test, n), cluster.nodes))
-        target.wait_ready(test, timeout_s=30)
-        nemesis_obj = _build_nemesis(test, cluster, target, clock, nemesis_rng)
-        nemesis_obj.setup(test)
-        nodes_of = {t: cluster.nodes[t % test.nodes] for t in range(test.concurrency)}
-        client_objs = {t: spec.client(test, target, nodes_of[t]) for t in range(test.concurrency)}
-        console_line.start()
-        interpreter.run(test, _generator(test, workload, steps), clients=client_objs, nemesis=nemesis_obj,
-                        recorder=recorder, rng=rng, nodes_of=nodes_of, stop=stop, stats=stats,
-                        drain_timeout=test.client_timeout_s * 3)
-    except KeyboardInterrupt:
-        interrupted = True
-    except BaseException:
-        failed = True
-        raise
-    finally:
-        console_line.stop()
-        _teardown(test, nemesis_obj, client_objs, target, cluster)
-        writer.close()
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
-        if failed:  # e.g. a host refused: the run's log handler must not catch the next run's lines
-            detach_log(handler)
-    try:
-        result = workload.check(History(recorder.ops, str(run_dir.history_file)))
-    finally:
-        detach_log(handler)
-    results = result.to_json()
-    run_dir.write_results(results)
-    _print_verdict(result, run_dir, test, out, interrupted)
-    return RunOutcome(result.valid, run_dir, results, interrupted)
-
-
-def _cluster(test: Test, run_dir: RunDir) -> Any:
-    """The run's nodes: namespaces on this machine, containers (--remote docker), or the SSH hosts of
-    ``--ssh-hosts``."""
-    if test.remote == "docker":
-        from splitbrain.control.docker import DockerCluster
-
-        return DockerCluster(run_dir.run_id, test.nodes, run_dir.nodes_dir, data_root=run_dir.path / "data")
-    if test.remote == "ssh":
-        from splitbrain.control.ssh import SSHCluster, parse_ssh_hosts
-        from splitbrain.nemesis.packet import CHAIN_IN, CHAIN_OUT
-        from splitbrain.nemesis.partition import CHAIN
-
-        return SSHCluster(run_dir.run_id, parse_ssh_hosts(test.ssh_hosts), log_dir=run_dir.nodes_dir,
-                          user=test.ssh_user, key_file=test.ssh_key, known_hosts=test.ssh_known_hosts,
-                          accept_unknown_hosts=test.ssh_accept_new, base_dir=test.ssh_dir,
-                          iptables_chains=[("INPUT", CHAIN), ("INPUT", CHAIN_IN), ("OUTPUT", CHAIN_OUT)])
-    from splitbrain.control.local import LocalCluster
-
-    return LocalCluster(run_dir.run_id, test.nodes, log_dir=run_dir.nodes_dir)
-
-
-def _spawner(test: Test, cluster: Any, clock: Any, run_dir: RunDir) -> tuple[Any, Any, Path]:
-    """How the target starts its processes, how it puts files on the nodes, and where it keeps its data.
-    On SSH hosts the data and the config files stay on the hosts (written through SSH), which must have
-    the target's programs (for the Raft store, the lb backends and the clock nemesis: this project and
-    its Python too) at the same paths as this machine."""
-    from splitbrain.control.remote import LocalFiles, RemoteFiles
-    from splitbrain.control.spawn import local_spawner, ssh_spawner
-
-    if test.remote == "ssh":
-        return ssh_spawner(cluster, clock), RemoteFiles(cluster.remote), cluster.data_root
-    if test.remote == "docker":
-        from splitbrain.control.docker import docker_spawner
-
-        # Absolute: the node resolves the path from its own working directory, and each node's data
-        # directory is mounted in it at the same absolute path (so this machine's writes reach it).
-        return docker_spawner(cluster, clock), LocalFiles(), cluster.data_root
-    return local_spawner(cluster, clock), LocalFiles(), run_dir.path / "data"
-
-
-def _teardown(test: Test, nemesis_obj: Any, client_objs: dict[int, Any], target: Any, cluster: Any) -> None:
-    """Heal, close, stop, remove: each step runs even when an earlier one fails."""
-    steps: list[tuple[str, Any]] = []
-    if nemesis_obj is not None:
-        steps.append(("heal the nemesis", lambda: nemesis_obj.heal(test)))
-    steps += [(f"close client {t}", partial(c.close, test)) for t, c in client_objs.items()]
-    if target is not None:
-        steps += [(f"stop the target on {n}", partial(target.teardown, test, n)) for n in cluster.nodes]
-    steps.append(("remove the nodes", cluster.down))
-    for what, step in steps:
+            raise ConfigError(f"{where}: unknown option(s) {', '.join(sorted(unknown))}")
         try:
-            step()
-        except Exception as e:  # noqa: BLE001 - keep tearing down; the run's log says what failed
-            log.error("teardown: could not %s: %s", what, e)
+            return TestOptions(**d)
+        except TypeError as e:
+            raise ConfigError(f"{where}: {e}") from None
+
+    def target_options(self) -> dict[str, Any]:
+        options = dict(self.target_opts)
+        if self.bugs:
+            options["bugs"] = ",".join(self.bugs)
+        return options
+
+    def build(self) -> Test:
+        """The Test these options name (ConfigError/PluginError in one line when a name is unknown or a
+        plugin cannot be loaded)."""
+        from splitbrain.harness.plugins import load_fault_kind, load_target, load_workload
+
+        spec = load_target(self.target)
+        if self.bugs and "bugs" not in spec.options:
+            raise ConfigError(f"--bug goes with targets that have deliberate bugs (raft); target {self.target} "
+                              "has none")
+        workload = load_workload(self.workload)
+        kinds = [load_fault_kind(k) for k in self.nemesis]
+        if spec.target_type is not None:
+            capabilities = capabilities_of(spec.target_type)
+            kinds = [k.for_target(capabilities) if hasattr(k, "for_target") else k for k in kinds]
+        nodes = nodes_named(self.remote, self.nodes, ssh_hosts=self.ssh_hosts, ssh_user=self.ssh_user,
+                            ssh_key=self.ssh_key, ssh_known_hosts=self.ssh_known_hosts,
+                            ssh_accept_new=self.ssh_accept_new, ssh_dir=self.ssh_dir)
+        return Test(target=spec, workload=workload, nemesis=kinds, nodes=nodes, options=self.target_options(),
+                    time_limit=self.time_limit, nemesis_interval=self.nemesis_interval,
+                    concurrency=self.concurrency, rate=self.rate, seed=self.seed, store=self.store,
+                    name=self.name, recovery_s=self.recovery_s, client_timeout_s=self.client_timeout_s,
+                    schedule=self.schedule, record=self.to_json(), repro_of=self.repro_of)
+
+    @staticmethod
+    def describe(test: Test) -> dict[str, Any]:
+        """The options of a test built in Python: its objects by name (repro finds them again when they
+        are registered)."""
+        nodes = test.nodes.to_json()
+        options = dict(test.options)
+        bugs = options.pop("bugs", "")
+        return TestOptions(
+            target=test.target.name, workload=test.workload_name, nemesis=tuple(k.name for k in test.nemesis),
+            nodes=nodes.get("nodes", test.nodes.count), remote=nodes.get("remote", "local"),
+            time_limit=test.time_limit, nemesis_interval=test.nemesis_interval, concurrency=test.concurrency,
+            rate=test.rate, seed=test.seed, bugs=tuple(b for b in str(bugs).split(",") if b),
+            store=str(test.store), recovery_s=test.recovery_s, client_timeout_s=test.client_timeout_s,
+            name=test.test_name, target_opts=options,
+            ssh_hosts=tuple(nodes.get("ssh_hosts", ())), ssh_user=nodes.get("ssh_user", "root"),
+            ssh_key=nodes.get("ssh_key"), ssh_known_hosts=nodes.get("ssh_known_hosts"),
+            ssh_accept_new=bool(nodes.get("ssh_accept_new", False)), ssh_dir=nodes.get("ssh_dir", "/tmp"),
+        ).to_json()
 
 
-def _print_verdict(result: Result, run_dir: RunDir, test: Test, out: Any, interrupted: bool) -> None:
-    label = {True: "VALID", False: "INVALID", "unknown": "UNKNOWN"}[result.valid]
-    note = " (interrupted)" if interrupted else ""
-    print(f"{label}{note}  seed {test.seed}  {run_dir.path}", file=out)
-    if result.valid is not True and result.explanation:
-        print(result.explanation.strip(), file=out)
-
-
-def analyze(run_dir: RunDir) -> RunOutcome:
-    """Check a stored run's history again (with the checkers of its workload)."""
-    from splitbrain.histories.jsonl import read_jsonl
-
-    test = Test.from_json(run_dir.read_test())
-    history = read_jsonl(str(run_dir.history_file))
-    result = workload_named(test.workload, test).check(history)
-    results = result.to_json()
-    run_dir.write_results(results)
-    return RunOutcome(result.valid, run_dir, results)
-
-
-def repro_test(run_dir: RunDir, store: str | None = None) -> Test:
-    """The test of a stored run, to run again with the same seed and the same fault schedule."""
-    test = Test.from_json(run_dir.read_test())
-    if store is not None:
-        test.store = store
-    return test
+def nodes_of_record(record: Mapping[str, Any]) -> Nodes:
+    """The Nodes a stored test used (for cleaning up after it), from its test.json."""
+    return nodes_from_json({"remote": record.get("remote", "local"), "nodes": record.get("nodes", 5),
+                            **{k: record[k] for k in ("ssh_hosts", "ssh_user", "ssh_key", "ssh_known_hosts",
+                                                      "ssh_accept_new", "ssh_dir") if k in record}})

@@ -1,27 +1,51 @@
 """Workloads: what the clients do (a generator), what they finish with, and how the history is checked.
 
-The generators here are pure values (harness/generator.py); their only randomness is the run's ``ctx.rng``.
+A ``Workload`` is target-independent: its ops use the shared vocabularies (DESIGN.md), and each target
+names the client that performs them (TargetSpec.clients), unless the workload brings its own client.
+A ``WorkloadSpec`` makes one for a test (the register workload's final reads depend on its rate and
+time limit); the built-in ones are registered under the entry point group ``splitbrain.workloads``, as a
+plugin's are. The generators here are pure values (harness/generator.py); their only randomness is the
+run's ``ctx.rng``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from splitbrain.checkers.result import Result, compose
+from splitbrain.checkers.result import CheckFn, Result, check_all
+from splitbrain.control.target import ClientOpener
 from splitbrain.harness.generator import Context, Generator, Once, Seq
 from splitbrain.histories.history import History
-
-WORKLOADS = ("register", "lock", "set", "unique-ids")
+from splitbrain.histories.op import is_fenced_off
 
 
 @dataclass(frozen=True)
 class Workload:
+    """``generator``: the ops of the main phase (under faults); ``final``: ops after healing (final reads),
+    or None; ``checkers``: name -> History -> Result, each run on its own (one that raises is ``unknown``
+    with its error, the others still count); ``client``: the client opener, when the workload brings its
+    own (else the target's client for the workload's name)."""
+
     name: str
-    generator: Generator          # the main phase (under faults)
-    final: Generator | None       # after healing: e.g. one read per key
-    check: Callable[[History], Result]
+    generator: Generator
+    final: Generator | None
+    checkers: Mapping[str, CheckFn]
+    client: ClientOpener | None = None
+
+    def check(self, history: History) -> Result:
+        return check_all(self.checkers, history)
+
+
+@dataclass(frozen=True)
+class WorkloadSpec:
+    """A workload by name: ``make(test) -> Workload``, and one line for `splitbrain workloads`."""
+
+    name: str
+    make: Callable[[Any], Workload]
+    description: str = ""
+    options: Mapping[str, str] = field(default_factory=dict)
 
 
 # -- register: independent keys, reads / writes / cas -------------------------------------------------
@@ -60,14 +84,18 @@ class RotatingKeys(Generator):
         return value, RotatingKeys(self.per_key, self.active, next_key, tuple(window))
 
 
-def _check_register(history: History) -> Result:
-    from splitbrain.checkers.availability import check_availability
-    from splitbrain.checkers.basic import check_stats
+def _linearizable_kv(history: History) -> Result:
     from splitbrain.checkers.linearizable import check_linearizable
     from splitbrain.checkers.models import kv
 
-    return compose({"linearizable": check_linearizable(history, kv(None), time_limit=120),
-                    "stats": check_stats(history), "availability": check_availability(history)})
+    return check_linearizable(history, kv(None), time_limit=120)
+
+
+def _common_checkers() -> dict[str, CheckFn]:
+    from splitbrain.checkers.availability import check_availability
+    from splitbrain.checkers.basic import check_stats
+
+    return {"stats": check_stats, "availability": check_availability}
 
 
 def register_workload(test: Any) -> Workload:
@@ -76,7 +104,7 @@ def register_workload(test: Any) -> Workload:
     keys = RotatingKeys()
     most_keys = int(test.rate * test.time_limit / keys.per_key) + keys.active + 1
     final = Seq(tuple(Once({"f": "read", "value": None, "key": k}) for k in range(most_keys)))
-    return Workload("register", keys, final, _check_register)
+    return Workload("register", keys, final, {"linearizable": _linearizable_kv, **_common_checkers()})
 
 
 # -- lock: acquire / fenced writes / release -----------------------------------------------------------
@@ -132,7 +160,7 @@ class LockOps(Generator):
             held = tuple(t for t in self.tokens if t[0] != thread)
             return replace(self, tokens=held + ((thread, token),) if token is not None else held)
         if event.f == "write":
-            if event.type == "fail" and event.error and "stale" in str(event.error):  # fenced off: not a holder
+            if event.type == "fail" and is_fenced_off(event.error):  # fenced off: no longer a holder
                 return replace(self, tokens=tuple(t for t in self.tokens if t[0] != thread),
                                unfinished=self.unfinished - {thread})
             if event.type == "ok":
@@ -143,17 +171,10 @@ class LockOps(Generator):
         return self
 
 
-def _check_lock(history: History) -> Result:
-    from splitbrain.checkers.availability import check_availability
-    from splitbrain.checkers.basic import check_stats
+def lock_workload(test: Any) -> Workload:
     from splitbrain.checkers.lock import check_lock
 
-    return compose({"lock": check_lock(history), "stats": check_stats(history),
-                    "availability": check_availability(history)})
-
-
-def lock_workload(test: Any) -> Workload:
-    return Workload("lock", LockOps(concurrency=test.concurrency), None, _check_lock)
+    return Workload("lock", LockOps(concurrency=test.concurrency), None, {"lock": check_lock, **_common_checkers()})
 
 
 # -- set and unique-ids: non-idempotent requests, each sent once (the lb target) -----------------------
@@ -180,43 +201,30 @@ def _final_reads() -> Generator:
     return Seq(tuple(Once({"f": "read", "value": None}) for _ in range(FINAL_READS)))
 
 
-def _check_set(history: History) -> Result:
-    from splitbrain.checkers.availability import check_availability
-    from splitbrain.checkers.basic import check_set, check_stats
-    from splitbrain.checkers.exactly_once import check_applied_once
-
-    return compose({"set": check_set(history), "applied-once": check_applied_once(history, "add"),
-                    "availability": check_availability(history), "stats": check_stats(history)})
-
-
-def _check_unique_ids(history: History) -> Result:
-    from splitbrain.checkers.availability import check_availability
-    from splitbrain.checkers.basic import check_stats, check_unique_ids
-    from splitbrain.checkers.exactly_once import check_applied_once, check_generated_log
-
-    return compose({"unique-ids": check_unique_ids(history),
-                    "applied-once": check_applied_once(history, "generate"),
-                    "generated-log": check_generated_log(history),
-                    "availability": check_availability(history), "stats": check_stats(history)})
-
-
 def set_workload(test: Any) -> Workload:
     """``add`` v / ``read`` of a grow-only set: each acknowledged add present, each add applied once."""
-    return Workload("set", FreshValues("add"), _final_reads(), _check_set)
+    from splitbrain.checkers.basic import check_set
+    from splitbrain.checkers.exactly_once import check_applied_once
+
+    checkers = {"set": check_set, "applied-once": lambda h: check_applied_once(h, "add"), **_common_checkers()}
+    return Workload("set", FreshValues("add"), _final_reads(), checkers)
 
 
 def unique_ids_workload(test: Any) -> Workload:
     """``generate`` r (r a fresh request id; ok value the id) / ``read`` of the log of applied requests."""
-    return Workload("unique-ids", FreshValues("generate", read_share=0.05), _final_reads(), _check_unique_ids)
+    from splitbrain.checkers.basic import check_unique_ids
+    from splitbrain.checkers.exactly_once import check_applied_once, check_generated_log
+
+    checkers = {"unique-ids": check_unique_ids, "applied-once": lambda h: check_applied_once(h, "generate"),
+                "generated-log": check_generated_log, **_common_checkers()}
+    return Workload("unique-ids", FreshValues("generate", read_share=0.05), _final_reads(), checkers)
 
 
-def workload_named(name: str, test: Any) -> Workload:
-    if name == "register":
-        return register_workload(test)
-    if name == "lock":
-        return lock_workload(test)
-    if name == "set":
-        return set_workload(test)
-    if name == "unique-ids":
-        return unique_ids_workload(test)
-    raise ValueError(f"unknown workload {name!r}; expected one of {', '.join(WORKLOADS)}")
+# The built-in workloads, as the entry points of pyproject.toml name them.
+register = WorkloadSpec("register", register_workload,
+                        "read / write / cas on independent keys, checked for linearizability per key")
+lock = WorkloadSpec("lock", lock_workload,
+                    "acquire / release with leases and fencing tokens, and fenced writes: mutual exclusion")
+set_ = WorkloadSpec("set", set_workload, "add / read of a grow-only set: nothing lost, nothing applied twice")
+unique_ids = WorkloadSpec("unique-ids", unique_ids_workload,
+                          "generate ids for fresh requests: unique, each request applied once")

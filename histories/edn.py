@@ -518,7 +518,7 @@ def history_from_edn_text(text: str, file: str | None = None) -> History:
 
 def read_edn_history(path: str) -> History:
     """Read a Jepsen EDN history file (a vector of op maps, or maps one or many per line)."""
-    with open(path, encoding="utf-8") as fh:
+    with open(path, encoding="utf-8-sig") as fh:
         text = fh.read()
     return history_from_edn_text(text, path)
 

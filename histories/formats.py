@@ -7,7 +7,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import select
+import stat
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from typing import Any
@@ -36,7 +41,7 @@ _TRIED = (
 
 def _content_lines(path: str) -> Iterator[tuple[int, str]]:
     """(line number, text) of the non-blank lines of ``path``, read lazily."""
-    with open(path, encoding="utf-8") as fh:
+    with open(path, encoding="utf-8-sig") as fh:  # a byte-order mark is not content
         for lineno, text in enumerate(fh, start=1):
             if text.strip():
                 yield lineno, text
@@ -45,7 +50,7 @@ def _content_lines(path: str) -> Iterator[tuple[int, str]]:
 def _is_json_object(text: str) -> bool:
     try:
         return isinstance(json.loads(text), dict)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # the JSON reader says what is wrong, with the line
         return False
 
 
@@ -81,17 +86,95 @@ def _detect(path: str) -> str:
 
 
 def load_history(path: str, format: str = "auto") -> History:
-    """Load a history in ``format`` (one of FORMATS, or "auto" to detect it from the content)."""
+    """Load a history in ``format`` (one of FORMATS, or "auto" to detect it from the content). A named
+    pipe or a device is read (boundedly) into a temporary file first; errors still name ``path``."""
     if format != "auto" and format not in FORMATS:
         raise ValueError(f"unknown history format {format!r}; expected one of auto, {', '.join(FORMATS)}")
-    chosen = detect_format(path) if format == "auto" else format
-    return _guarded(path, lambda: _READERS[chosen](path))
+    with _regular_file(path) as readable:
+        try:
+            _refuse_binary(readable, path)
+            chosen = detect_format(readable) if format == "auto" else format
+            history = _guarded(readable, lambda: _READERS[chosen](readable))
+        except HistoryFormatError as e:
+            if readable != path:
+                raise HistoryFormatError(path, e.line, e.message) from None
+            raise
+    history.source = path
+    return history
+
+
+# Bounds for what is not a regular file: a FIFO must offer data within FIFO_WAIT_S; a device is read to at
+# most MAX_SPECIAL_BYTES (/dev/zero never ends).
+FIFO_WAIT_S = 5.0
+MAX_SPECIAL_BYTES = 256 * 1024 * 1024
+_CHUNK = 1024 * 1024
+
+
+@contextlib.contextmanager
+def _regular_file(path: str) -> Iterator[str]:
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise HistoryFormatError(path, None, "no such file") from None
+    except OSError as e:
+        raise HistoryFormatError(path, None, f"cannot read it ({e.strerror or e})") from None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        yield path
+        return
+    data = _read_special(path, mode)
+    with tempfile.NamedTemporaryFile(prefix="splitbrain-history-") as tmp:
+        tmp.write(data)
+        tmp.flush()
+        yield tmp.name
+
+
+def _read_special(path: str, mode: int) -> bytes:
+    if stat.S_ISFIFO(mode):
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            ready, _, _ = select.select([fd], [], [], FIFO_WAIT_S)
+            if not ready:
+                raise HistoryFormatError(path, None, f"a named pipe with nothing to read after {FIFO_WAIT_S:g} s "
+                                                     "(no writer?)")
+            os.set_blocking(fd, True)
+            return _read_bounded(path, lambda: os.read(fd, _CHUNK))
+        finally:
+            os.close(fd)
+    with open(path, "rb") as fh:
+        return _read_bounded(path, lambda: fh.read(_CHUNK))
+
+
+def _read_bounded(path: str, read: Callable[[], bytes]) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := read():
+        if not chunks and b"\0" in chunk:
+            raise HistoryFormatError(path, None, "binary data (NUL bytes), not a history")
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > MAX_SPECIAL_BYTES:
+            raise HistoryFormatError(path, None, f"not a regular file, and more than {MAX_SPECIAL_BYTES >> 20} MiB "
+                                                 "came out of it: give a regular file")
+    return b"".join(chunks)
+
+
+def _refuse_binary(path: str, shown: str) -> None:
+    """A NUL byte in the first 64 KiB means this is no text history (an image, /dev/zero's output)."""
+    if os.path.isdir(path):
+        return
+    with open(path, "rb") as fh:
+        head = fh.read(65536)
+    if b"\0" in head:
+        raise HistoryFormatError(shown, head[: head.index(b"\0")].count(b"\n") + 1,
+                                 "binary data (a NUL byte), not a history")
 
 
 def _guarded(path: str, read: Callable[[], Any]) -> Any:
     """Run ``read``, turning the ways a file cannot be read into a one-line HistoryFormatError."""
     try:
         return read()
+    except RecursionError:
+        raise HistoryFormatError(path, None, "values nested too deeply to read") from None
     except FileNotFoundError:
         raise HistoryFormatError(path, None, "no such file") from None
     except IsADirectoryError:
@@ -99,7 +182,8 @@ def _guarded(path: str, read: Callable[[], Any]) -> Any:
     except PermissionError:
         raise HistoryFormatError(path, None, "permission denied") from None
     except UnicodeDecodeError as e:
-        raise HistoryFormatError(path, None, f"expected UTF-8 text, found byte 0x{e.object[e.start]:02x} at offset {e.start}") from None
+        line = e.object[: e.start].count(b"\n") + 1 if isinstance(e.object, bytes) else None
+        raise HistoryFormatError(path, line, f"expected UTF-8 text, found byte 0x{e.object[e.start]:02x}") from None
 
 
 def save_history(history: History | list[Op], path: str, format: str) -> None:

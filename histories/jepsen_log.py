@@ -89,7 +89,7 @@ def read_jepsen_log(path: str) -> History:
     lines: list[int] = []
     open_arguments: dict[Any, Any] = {}  # process -> value of its open invocation
     fast = FAST_LINE.search
-    with open(path, encoding="utf-8") as fh:
+    with open(path, encoding="utf-8-sig") as fh:
         for lineno, raw in enumerate(fh, start=1):
             text = raw.rstrip("\r\n")
             q = fast(text)

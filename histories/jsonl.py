@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Iterator
 from typing import IO, Any
 
@@ -60,6 +61,17 @@ def op_from_record(record: Any, position: int, file: str | None, line: int) -> O
               time=time, node=node, error=record.get("error"))
 
 
+def value_error_text(e: ValueError) -> str:
+    """What json's ValueErrors mean, in one short phrase."""
+    if "integer string conversion" in str(e):
+        return f"a number of more than {sys.get_int_max_str_digits()} digits"
+    return str(e)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
 def iter_jsonl(stream: IO[str], file: str | None = None) -> Iterator[tuple[Op, int]]:
     """Stream (op, line number) from a JSON Lines history; blank lines are skipped."""
     position = 0
@@ -67,20 +79,41 @@ def iter_jsonl(stream: IO[str], file: str | None = None) -> Iterator[tuple[Op, i
         if not text.strip():
             continue
         try:
-            record = json.loads(text)
+            record = json.loads(text, parse_constant=_no_constant)
         except json.JSONDecodeError as e:
             if not text.endswith("\n"):
                 # A torn last line (the writer was killed mid-write): everything before it is intact.
                 raise HistoryFormatError(file, lineno, f"truncated last line (invalid JSON: {e.msg})") from None
             raise HistoryFormatError(file, lineno, f"invalid JSON: {e.msg} at column {e.colno}") from None
+        except RecursionError:
+            raise HistoryFormatError(file, lineno, "JSON nested too deeply to read") from None
+        except ValueError as e:  # NaN/Infinity, or an integer of more digits than Python converts
+            raise HistoryFormatError(file, lineno, f"invalid JSON: {value_error_text(e)}") from None
         yield op_from_record(record, position, file, lineno), lineno
         position += 1
 
 
 def read_jsonl(path: str) -> History:
-    with open(path, encoding="utf-8") as fh:
+    with open(path, encoding="utf-8-sig") as fh:
         pairs = list(iter_jsonl(fh, path))
     return History((op for op, _ in pairs), source=path, lines=[ln for _, ln in pairs])
+
+
+def read_jsonl_prefix(path: str) -> tuple[History, int | None]:
+    """A history that may end in a torn line (the harness was killed mid-write, the only damage kill -9
+    can do): the intact ops before it, and the torn line's number (None when the file is whole). Any
+    other damage is still a HistoryFormatError."""
+    pairs: list[tuple[Op, int]] = []
+    dropped = None
+    with open(path, encoding="utf-8-sig") as fh:
+        try:
+            for pair in iter_jsonl(fh, path):
+                pairs.append(pair)
+        except HistoryFormatError as e:
+            if not str(e.message).startswith("truncated last line"):
+                raise
+            dropped = e.line
+    return History((op for op, _ in pairs), source=path, lines=[ln for _, ln in pairs]), dropped
 
 
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode

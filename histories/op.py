@@ -54,3 +54,17 @@ class Op(NamedTuple):
         if self.error is not None:
             d["error"] = self.error
         return d
+
+
+# The error of a write the fenced resource refused because its token is older than one it accepted:
+# the writer is no longer the lock's holder (lock workload; DESIGN.md "Op vocabularies").
+FENCED_OFF = "fenced-off"
+
+
+def fenced_off(message: str) -> dict[str, str]:
+    """The ``error`` of a completion refused by fencing (a ``fail``): typed, so no one matches text."""
+    return {"type": FENCED_OFF, "message": message}
+
+
+def is_fenced_off(error: Any) -> bool:
+    return isinstance(error, dict) and error.get("type") == FENCED_OFF

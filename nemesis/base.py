@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import random
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from splitbrain.control.remote import Remote
 from splitbrain.histories.op import Op
 
 
@@ -23,6 +26,28 @@ class Nemesis(Protocol):
     def fs(self) -> set[str]: ...
 
 
+@dataclass
+class NemesisContext:
+    """What a fault kind's nemesis acts on: each node's Remote and address, the run's nemesis random
+    source, and the target (set once it is built, before any fault: read it at invoke time)."""
+
+    remotes: Mapping[str, Remote]
+    addresses: Mapping[str, str]
+    rng: random.Random
+    target: Any = None
+    _shared: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def shared(self, key: str, make: Callable[[], Any]) -> Any:
+        """One nemesis for several fault kinds (kill and pause share the one that knows what is paused)."""
+        if key not in self._shared:
+            self._shared[key] = make()
+        return self._shared[key]
+
+    @property
+    def nodes(self) -> list[str]:
+        return sorted(self.remotes)
+
+
 def completed(op: Op, value: Any, error: str | None = None) -> Op:
     """The completion of a nemesis op: always ``info`` (a fault has no ok/fail, as in Jepsen)."""
     return op.with_(type="info", value=value, error=error)
@@ -32,7 +57,7 @@ class ComposedNemesis:
     """Several nemeses as one: each op goes to the nemesis that handles its ``f``; heal heals them all."""
 
     def __init__(self, nemeses: Iterable[Nemesis]) -> None:
-        self.nemeses = list(nemeses)
+        self.nemeses = list({id(n): n for n in nemeses}.values())  # one that serves several kinds, once
         self._by_f: dict[str, Nemesis] = {}
         for nemesis in self.nemeses:
             for f in nemesis.fs():

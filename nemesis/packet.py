@@ -30,6 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from splitbrain.control.clusters import PACKET_CHAIN_IN, PACKET_CHAIN_OUT
 from splitbrain.control.errors import RemoteError
 from splitbrain.control.remote import ProcessHandle, Remote, run_checked
 from splitbrain.control.spawn import node_python
@@ -38,7 +39,7 @@ from splitbrain.nemesis.base import completed
 from splitbrain.nemesis.process import pick_nodes
 
 START, STOP = "start-packet", "stop-packet"
-CHAIN_IN, CHAIN_OUT = "SB-PACKET-IN", "SB-PACKET-OUT"
+CHAIN_IN, CHAIN_OUT = PACKET_CHAIN_IN, PACKET_CHAIN_OUT
 DEFAULT_QUEUE = 23571
 BIND_WAIT_S = 5.0
 STOP_WAIT_S = 3.0

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from splitbrain.control.clusters import PARTITION_CHAIN
 from splitbrain.control.errors import RemoteError
 from splitbrain.control.remote import Remote, run_checked
 from splitbrain.histories.op import Op
@@ -20,7 +21,7 @@ from splitbrain.nemesis.base import completed
 
 Grudge = dict[str, set[str]]
 
-CHAIN = "SB-PARTITION"
+CHAIN = PARTITION_CHAIN
 # A node that does not answer an iptables command in this time is reported, not waited for forever.
 COMMAND_TIMEOUT_S = 30.0
 START, STOP = "start-partition", "stop-partition"

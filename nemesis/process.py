@@ -1,25 +1,22 @@
 """Crashes and pauses: kill/start and pause/resume of the target's processes on chosen nodes.
 
 The nemesis asks the target (``Killable``: kill/start, ``Pausable``: pause/resume, as in DESIGN.md); a
-target that lacks one simply does not get those ops, and ``fs()`` says so. ``NodeProcesses`` is the usual
-way for a target to implement both: one command per node, started through the node's Remote, killed with
-SIGKILL and paused by freezing (cgroup.freeze, or SIGSTOP/SIGCONT to its process group where there is no
-cgroup), so a daemon that called setsid is reached too.
+target that lacks one simply does not get those ops, and ``fs()`` says so. ``OneProcessPerNode``
+(control/target.py) is the usual way for a target to implement both: its processes are killed with SIGKILL
+and paused by freezing their cgroup, so a daemon that called setsid is reached too.
 """
 
 from __future__ import annotations
 
 import random
-import signal
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from splitbrain.control.errors import ConfigError, RemoteError
-from splitbrain.control.remote import ProcessHandle, Remote
 from splitbrain.control.target import HasPrimaries, Killable, Pausable
 from splitbrain.histories.op import Op
-from splitbrain.nemesis.base import completed
+from splitbrain.nemesis.base import NemesisContext, completed
 
 KILL, START, PAUSE, RESUME = "kill", "start", "pause", "resume"
 # Node choices an op may name (value), besides an explicit list of nodes.
@@ -28,7 +25,7 @@ KILL_WAIT_S = 10.0
 
 
 # The target's optional capabilities live with the Target contract (targets/base.py).
-__all__ = ["HasPrimaries", "Killable", "NodeProcesses", "Pausable", "ProcessNemesis", "pick_nodes"]
+__all__ = ["HasPrimaries", "Killable", "Pausable", "ProcessNemesis", "pick_nodes"]
 
 
 def pick_nodes(
@@ -68,13 +65,17 @@ class ProcessNemesis:
     it paused. ``heal`` resumes everything paused and starts everything killed."""
 
     def __init__(self, target: Any, nodes: Sequence[str], rng: random.Random) -> None:
-        self.target = target
+        self._target = target  # the target, or the run's NemesisContext (whose target is set later)
         self.nodes = sorted(nodes)
         self.rng = rng
         self.killed: set[str] = set()
         self.paused: set[str] = set()
         # heal (e.g. on Ctrl-C, from another thread) waits for a kill or pause in flight.
         self._lock = threading.RLock()
+
+    @property
+    def target(self) -> Any:
+        return self._target.target if isinstance(self._target, NemesisContext) else self._target
 
     def fs(self) -> set[str]:
         fs: set[str] = set()
@@ -154,62 +155,3 @@ class ProcessNemesis:
                 errors += self._act(test, START, sorted(self.killed))[1]
         if errors:
             raise RemoteError("nemesis", ["heal", "process"], "; ".join(errors))
-
-
-CommandFor = Callable[[str], Sequence[str]]
-
-
-class NodeProcesses:
-    """One process per node, started through the node's Remote: kill/start/pause/resume as a target
-    needs them (it implements Killable and Pausable). ``command(node)`` gives the argument list."""
-
-    def __init__(
-        self,
-        remotes: Mapping[str, Remote],
-        command: CommandFor,
-        *,
-        env: Mapping[str, str] | None = None,
-        log: str | None = None,
-    ) -> None:
-        self.remotes = dict(remotes)
-        self.command = command
-        self.env = dict(env) if env else None
-        self.log = log
-        self.handles: dict[str, ProcessHandle] = {}
-        self._lock = threading.Lock()
-
-    def start(self, test: Any, node: str) -> None:
-        with self._lock:
-            running = self.handles.get(node)
-            if running is not None and running.alive():
-                return
-            self.handles[node] = self.remotes[node].spawn(
-                list(self.command(node)), env=self.env, log=self.log
-            )
-
-    def kill(self, test: Any, node: str) -> None:
-        with self._lock:
-            handle = self.handles.get(node)
-            if handle is None:
-                return
-            handle.kill(signal.SIGKILL)
-            if handle.wait(KILL_WAIT_S) is None and handle.alive():
-                raise RemoteError(
-                    node, list(self.command(node)), f"still running {KILL_WAIT_S}s after SIGKILL"
-                )
-
-    def pause(self, test: Any, node: str) -> None:
-        handle = self.handles.get(node)
-        if handle is not None:
-            handle.pause()
-
-    def resume(self, test: Any, node: str) -> None:
-        handle = self.handles.get(node)
-        if handle is not None:
-            handle.resume()
-
-    def stop_all(self, test: Any = None) -> None:
-        """Kill every process on every node (what a target's teardown calls)."""
-        for node in list(self.handles):
-            self.resume(test, node)
-            self.kill(test, node)

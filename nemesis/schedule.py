@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-FAULT_KINDS = ("partition", "kill", "pause", "clock", "packet")
+# A schedule longer than this is a mistake (a time limit of years, an interval of nanoseconds).
+MAX_STEPS = 100_000
 
 
 @dataclass(frozen=True)
@@ -33,47 +34,10 @@ class Step:
         return Step(float(d["at_s"]), str(d["f"]), d.get("value"))
 
 
-def parse_kinds(spec: str) -> tuple[str, ...]:
-    """``partition,kill`` | ``all`` | ``none`` -> the fault kinds; ValueError names the valid ones."""
-    spec = spec.strip()
-    if spec in ("", "none"):
-        return ()
-    if spec == "all":
-        return FAULT_KINDS
-    kinds = tuple(k.strip() for k in spec.split(",") if k.strip())
-    unknown = [k for k in kinds if k not in FAULT_KINDS]
-    if unknown:
-        raise ValueError(
-            f"unknown nemesis {', '.join(unknown)}; expected all, none, or a comma list of "
-            f"{', '.join(FAULT_KINDS)}"
-        )
-    return tuple(dict.fromkeys(kinds))
-
-
-def _fault(
-    kind: str, nodes: Sequence[str], rng: random.Random, partition_kinds: Sequence[str]
-) -> tuple[Step, Step]:
-    """The (start, stop) op pair of one fault of ``kind``, at time 0."""
-    n = len(nodes)
-    if kind == "partition":
-        return Step(0, "start-partition", rng.choice(list(partition_kinds))), Step(0, "stop-partition")
-    if kind == "kill":
-        return Step(0, "kill", rng.choice(["one", "minority", "primaries"])), Step(0, "start")
-    if kind == "pause":
-        return Step(0, "pause", rng.choice(["one", "minority", "primaries"])), Step(0, "resume")
-    if kind == "clock":
-        chosen = sorted(rng.sample(list(nodes), rng.randint(1, max(1, n // 2))))
-        deltas = {node: rng.choice([-1, 1]) * rng.choice([50, 250, 1000, 5000, 30000]) for node in chosen}
-        return Step(0, "bump-clock", deltas), Step(0, "reset-clock")
-    if kind == "packet":
-        value = {"loss": rng.choice([0.05, 0.2, 0.5]), "nodes": rng.choice(["one", "minority", "all"])}
-        return Step(0, "start-packet", value), Step(0, "stop-packet")
-    raise ValueError(f"unknown fault kind {kind!r}")
-
-
-def fault_schedule(kinds: Sequence[str], nodes: Sequence[str], *, interval_s: float, duration_s: float,
-                   rng: random.Random, partition_kinds: Sequence[str] = ("one", "halves")) -> list[Step]:
-    """Faults of the enabled ``kinds`` within ``duration_s``, each kind on a cycle of its own.
+def fault_schedule(kinds: Sequence[Any], nodes: Sequence[str], *, interval_s: float, duration_s: float,
+                   rng: random.Random) -> list[Step]:
+    """Faults of the enabled ``kinds`` (nemesis/kinds.py FaultKinds) within ``duration_s``, each kind on a
+    cycle of its own.
 
     Each kind alternates: calm for a random while (up to ``interval_s``), then one fault of that kind for
     ``interval_s``, healed before the next. Kinds run independently, so faults of different kinds overlap
@@ -81,13 +45,15 @@ def fault_schedule(kinds: Sequence[str], nodes: Sequence[str], *, interval_s: fl
     """
     if not kinds:
         return []
-    if interval_s <= 0:
+    if not interval_s > 0:
         raise ValueError(f"the nemesis interval must be positive, got {interval_s}")
+    if len(kinds) * duration_s / interval_s > MAX_STEPS:
+        raise ValueError(f"{duration_s:g} s of faults every {interval_s:g} s is more than {MAX_STEPS} faults")
     steps: list[Step] = []
     for kind in kinds:
         t = rng.uniform(0.5, 1.0) * interval_s
         while t + interval_s <= duration_s + 1e-9:
-            start, stop = _fault(kind, nodes, rng, partition_kinds)
+            start, stop = kind.fault(nodes, rng)
             steps.append(Step(round(t, 3), start.f, start.value))  # ms: stored in test.json as it is
             steps.append(Step(round(t + interval_s, 3), stop.f, stop.value))
             t += interval_s + rng.uniform(0.5, 1.0) * interval_s

@@ -52,7 +52,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import httpx
-from splitbrain.histories.op import Op
+from splitbrain.histories.op import Op, fenced_off
 
 Status = Literal["ok", "fail", "info"]
 
@@ -259,7 +259,7 @@ class LockClient:
             return _completion(op, reply)
         body = reply.body or {}
         if body.get("succeeded", False):
-            return op.with_(type="fail", error=f"stale token {token}: the fence holds a newer one")
+            return op.with_(type="fail", error=fenced_off(f"stale token {token}: the fence holds a newer one"))
         if len(body.get("responses") or []) != 2:
             return op.with_(type="info", error="the fenced txn answered neither branch's results")
         return op.with_(type="ok")

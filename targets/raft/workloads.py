@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from splitbrain.histories.op import Op
+from splitbrain.histories.op import Op, fenced_off
 from splitbrain.targets.raft.client import Outcome, RaftClient
+
+STALE_TOKEN = "stale-token"  # the store's refusal of a fenced write (targets/raft/core/API.md)
 
 
 def _completion(op: Op, outcome: Outcome, value: Any = None) -> Op:
@@ -56,7 +58,10 @@ class LockClient:
         if op.f == "release":
             return _completion(op, self.client.release(v["lock"], v["owner"], v["token"]))
         if op.f == "write":
-            return _completion(op, self.client.write(v["key"], v["value"], v["token"]))
+            out = self.client.write(v["key"], v["value"], v["token"])
+            if out.status == "fail" and out.error == STALE_TOKEN:
+                return op.with_(type="fail", error=fenced_off(f"stale token {v['token']}: the store accepted a newer one"))
+            return _completion(op, out)
         raise ValueError(f"the lock workload has no op {op.f!r}")
 
     def close(self, test: Any) -> None:

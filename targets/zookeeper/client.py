@@ -64,7 +64,7 @@ from kazoo.exceptions import (
 )
 from kazoo.recipe.lock import Lock
 from kazoo.retry import KazooRetry
-from splitbrain.histories.op import Op
+from splitbrain.histories.op import Op, fenced_off
 
 ROOT = "/splitbrain"
 REGISTER_ROOT, LOCK_ROOT, FENCED_ROOT = f"{ROOT}/register", f"{ROOT}/locks", f"{ROOT}/fenced"
@@ -319,7 +319,7 @@ class LockClient(ZooKeeperClient):
                 return self.release(op, v["token"], budget)
             if op.f == "write":
                 refusal = self.fenced_write(f"{FENCED_ROOT}/{v['key']}", v["value"], v["token"], budget)
-                return op.with_(type="fail", error=refusal) if refusal else op.with_(type="ok")
+                return op.with_(type="fail", error=fenced_off(refusal)) if refusal else op.with_(type="ok")
         except Exception as e:  # noqa: BLE001 - every error is classified, none escapes as a traceback
             return completion_for_error(op, e)
         raise ValueError(f"the lock workload has no op {op.f!r}")

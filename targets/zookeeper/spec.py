@@ -1,32 +1,31 @@
 """How `splitbrain run --target zookeeper` builds the ensemble and its clients.
 
-Options (``test.target_opts``): ``read`` = ``sync`` (the default: sync before each read, linearizable)
-or ``local`` (read whatever the connected server has applied: sequentially consistent only);
-``tick_ms`` = ZooKeeper's tickTime in milliseconds (default 200; session and failure-detection times
-scale with it).
+Options: ``read`` = ``sync`` (the default: sync before each read, linearizable) or ``local`` (read whatever
+the connected server has applied: sequentially consistent only); ``tick_ms`` = ZooKeeper's tickTime in
+milliseconds (default 200; session and failure-detection times scale with it).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from splitbrain.control.errors import ConfigError
-from splitbrain.targets.registry import Spawner, TargetSpec
+from splitbrain.control.target import TargetEnv, TargetSpec
+from splitbrain.targets.zookeeper.target import ZooKeeperTarget
 
 READ_MODES = ("sync", "local")
 
 
-def read_mode(test: Any) -> str:
-    mode = str(test.target_opts.get("read", "sync"))
+def read_mode(options: Mapping[str, Any]) -> str:
+    mode = str(options.get("read", "sync"))
     if mode not in READ_MODES:
         raise ConfigError(f"target zookeeper: --read {mode!r} is not a read mode; expected sync or local")
     return mode
 
 
-def tick_ms(test: Any) -> int:
-    raw = test.target_opts.get("tick_ms", 200)
+def tick_ms(options: Mapping[str, Any]) -> int:
+    raw = options.get("tick_ms", 200)
     try:
         tick = int(raw)
     except (TypeError, ValueError):
@@ -36,29 +35,30 @@ def tick_ms(test: Any) -> int:
     return tick
 
 
-def build(test: Any, addresses: Mapping[str, str], spawn: Spawner, data_root: Path, files: Any) -> Any:
-    from splitbrain.targets.zookeeper.target import ZooKeeperTarget
-
-    return ZooKeeperTarget(addresses, data_root, spawn, tick_ms=tick_ms(test), read=read_mode(test),
-                           files=files)
+def _validate(options: Mapping[str, Any], nodes: int) -> None:
+    read_mode(options)
+    tick_ms(options)
 
 
-def client(test: Any, target: Any, node: str) -> Any:
-    from splitbrain.targets.zookeeper.client import LockClient, RegisterClient
+def _build(env: TargetEnv) -> ZooKeeperTarget:
+    return ZooKeeperTarget(env.addresses, env.data_root, env.spawn, tick_ms=tick_ms(env.options),
+                           read=read_mode(env.options), files=env.files)
 
-    if test.workload == "register":
-        return RegisterClient(target.hosts(node), test.client_timeout_s, read=target.read)
+
+def _register_client(test: Any, target: ZooKeeperTarget, node: str) -> Any:
+    from splitbrain.targets.zookeeper.client import RegisterClient
+
+    return RegisterClient(target.hosts(node), test.client_timeout_s, read=target.read)
+
+
+def _lock_client(test: Any, target: ZooKeeperTarget, node: str) -> Any:
+    from splitbrain.targets.zookeeper.client import LockClient
+
     return LockClient(target.hosts(node), test.client_timeout_s)
 
 
-class ZooKeeperSpec(TargetSpec):
-    """Also rejects a bad ``read`` or ``tick_ms`` before anything starts."""
-
-    def validate(self, test: Any) -> None:
-        super().validate(test)
-        read_mode(test)
-        tick_ms(test)
-
-
 def spec() -> TargetSpec:
-    return ZooKeeperSpec("zookeeper", ("register", "lock"), ("read", "tick_ms"), 3, build, client)
+    return TargetSpec("zookeeper", _build, {"register": _register_client, "lock": _lock_client},
+                      options={"read": "sync (default) | local", "tick_ms": "ZooKeeper's tickTime in ms (default 200)"},
+                      validate=_validate, min_nodes=3, target_type=ZooKeeperTarget,
+                      description="ZooKeeper 3.8 (QuorumPeerMain JVM), one server per node")

@@ -3,6 +3,7 @@ server and client that show whether traffic gets through, and process and namesp
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -11,6 +12,8 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
 from splitbrain.control.remote import LocalRemote
@@ -98,3 +101,18 @@ def needs_sshd_and(*programs: str) -> pytest.MarkDecorator:
     missing = [p for p in ("/usr/sbin/sshd", *programs) if not present(p)]
     return pytest.mark.skipif(os.geteuid() != 0 or bool(missing),
                               reason=f"needs root and {', '.join(missing) or 'nothing else'} (.ci/setup installs them)")
+
+
+def run(test: Any, console: bool = False, out: Any = None) -> Any:
+    """Run a test given as TestOptions (the command line's way: names and strings) or as a Test.
+
+    Always with a relative store, as `splitbrain run` is used (--store runs): from the store's parent
+    directory, so every target is tested resolving its paths from a relative one."""
+    from splitbrain.harness.run import run as run_test
+    from splitbrain.harness.test import TestOptions
+
+    built = test.build() if isinstance(test, TestOptions) else test
+    store = Path(built.store)
+    with contextlib.chdir(store.parent if store.is_absolute() else Path.cwd()):
+        built.store = store.name if store.is_absolute() else store
+        return run_test(built, console=console, out=out if out is not None else open(os.devnull, "w"))

@@ -20,7 +20,7 @@ from splitbrain.control.errors import ConfigError
 from splitbrain.control.images import NODE_RECIPE, build_image, built_images, mirror_from_sources
 from splitbrain.harness.cli import main
 
-from tests.integration.helpers import needs_docker
+from tests.integration.helpers import needs_docker, run, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
 
@@ -162,7 +162,7 @@ def test_cleanup_removes_what_a_killed_run_left(tmp_path: Path, node_image: str)
 # -- runs ---------------------------------------------------------------------------------------------
 
 def docker_test(store: Path, seed: int, bugs: tuple[str, ...] = ()):
-    from splitbrain.harness.test import Test
+    from splitbrain.harness.test import TestOptions as Test  # here, so pytest does not collect it
 
     return Test(remote="docker", nodes=3, nemesis=("partition", "kill", "pause"), time_limit=10,
                 nemesis_interval=2.0, seed=seed, bugs=bugs, store=str(store), rate=100)
@@ -175,7 +175,6 @@ def docker_test(store: Path, seed: int, bugs: tuple[str, ...] = ()):
 def test_raft_store_on_docker_nodes_is_valid_under_faults(tmp_path: Path, node_image: str,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     from splitbrain.harness.store import RunDir
-    from splitbrain.harness.test import run
 
     monkeypatch.chdir(tmp_path)  # a relative --store, as on the command line: data must still land in it
     outcome = run(docker_test(Path("runs"), 1), console=False)
@@ -194,7 +193,6 @@ def test_raft_store_on_docker_nodes_is_valid_under_faults(tmp_path: Path, node_i
 @pytest.mark.timeout(600)
 def test_stale_read_bug_is_caught_on_docker_nodes(tmp_path: Path, node_image: str) -> None:
     from splitbrain.harness.store import RunDir
-    from splitbrain.harness.test import run
 
     verdicts = []
     for seed in (1, 2, 3, 4):  # caught on the first seed in every try here; four bound the time
@@ -238,7 +236,6 @@ def test_clock_skew_reaches_the_store_on_docker_nodes(tmp_path: Path, node_image
     """--bug lease-read (leader leases on the wall clock) is caught when the clocks of the processes in
     the containers step back: the skew really reaches them (vDSO patch made inside the node)."""
     from splitbrain.harness.store import RunDir
-    from splitbrain.harness.test import run
 
     verdicts = []
     for seed in range(1, 9):  # caught on 5 of seeds 1-8 when measured
@@ -258,3 +255,24 @@ def test_clock_skew_reaches_the_store_on_docker_nodes(tmp_path: Path, node_image
     twin.nemesis, twin.schedule, twin.time_limit = ("partition",), lease_schedule(False), 9
     outcome = run(twin, console=False)
     assert outcome.valid is True, outcome.results.get("explanation")
+
+
+@needs_docker
+@pytest.mark.timeout(180)
+def test_kill_9_of_a_docker_run_leaves_no_container_within_ten_seconds(tmp_path: Path, node_image: str) -> None:
+    """The run's reaper removes its containers and network when the harness dies without a word."""
+    import sys
+
+    from splitbrain.harness.store import RunDir
+
+    store = tmp_path / "runs"
+    proc = subprocess.Popen([sys.executable, "-m", "splitbrain.harness.cli", "run", "--remote", "docker", "--nodes", "3",
+                             "--time-limit", "30", "--nemesis", "partition", "--seed", "3", "--store", str(store)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    assert wait_for(lambda: (store / "latest" / "test.json").exists(), 60)
+    run_id = RunDir((store / "latest").resolve()).run_id
+    assert wait_for(lambda: len(run_resources(run_id)[0]) == 3, 60), "the containers never started"
+    time.sleep(1.0)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert wait_for(lambda: run_resources(run_id) == ([], []), 10), run_resources(run_id)

@@ -18,7 +18,9 @@ from pathlib import Path
 import pytest
 from splitbrain.control.local import leftover_runs
 from splitbrain.harness import test as harness_test
-from splitbrain.harness.test import RunOutcome
+from splitbrain.harness.run import RunOutcome
+
+from tests.integration.helpers import run
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(os.geteuid() != 0, reason="local nodes need root (network namespaces)"),
@@ -52,10 +54,10 @@ PARTITIONS = isolate_one_member([(1.0, 3.5), (4.0, 6.5)])
 def etcd_run(store: Path, seed: int, *, read: str = "linearizable", workload: str = "register",
              nemesis: tuple[str, ...] = ("partition",), schedule: list[dict] | None = None,
              time_limit: float = 7.0, concurrency: int = 10) -> RunOutcome:
-    test = harness_test.Test(target="etcd", workload=workload, nemesis=nemesis, nodes=NODES, time_limit=time_limit,
+    test = harness_test.TestOptions(target="etcd", workload=workload, nemesis=nemesis, nodes=NODES, time_limit=time_limit,
                 nemesis_interval=1.5, seed=seed, store=str(store), schedule=schedule, rate=150,
                 concurrency=concurrency, recovery_s=1.5, target_opts={"read": read})
-    return harness_test.run(test, console=False, out=open(os.devnull, "w"))
+    return run(test)
 
 
 @pytest.mark.timeout(90)
@@ -67,6 +69,9 @@ def test_linearizable_reads_are_valid_under_partitions(tmp_path: Path) -> None:
     assert by_f["read"]["ok_count"] > 30 and by_f["write"]["ok_count"] > 15  # the run really did something
     log = outcome.run_dir.path / "nodes" / "node1" / "etcd.log"
     assert log.stat().st_size > 0
+    harness_log = (outcome.run_dir.path / "harness.log").read_text()
+    assert "nemesis start-partition" in harness_log and "nemesis stop-partition done" in harness_log
+    assert "HTTP Request" not in harness_log  # httpx's line per request stays out of the harness's log
 
 
 @pytest.mark.timeout(240)

@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 from splitbrain.control.local import leftover_runs
 from splitbrain.harness.cli import main
+from splitbrain.harness.run import RunOutcome
 from splitbrain.harness.store import RunDir
-from splitbrain.harness.test import RunOutcome
+
+from tests.integration.helpers import run
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(os.geteuid() != 0, reason="local nodes need root (network namespaces)")]
@@ -36,10 +38,7 @@ def backend_faults(time_limit: float) -> list[dict]:
 
 
 def run_lb(store: Path, balancer: str, retry: str, workload: str, seed: int) -> RunOutcome:
-    from splitbrain.harness.test import (  # here, so pytest does not mistake the Test dataclass for tests
-        Test,
-        run,
-    )
+    from splitbrain.harness.test import TestOptions as Test  # here, so pytest does not collect it
 
     test = Test(target="lb", workload=workload, nemesis=("kill", "pause"), nodes=4, time_limit=8, seed=seed,
                 store=str(store), schedule=backend_faults(8), rate=100, concurrency=10,

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from splitbrain.control.local import LocalCluster
 from splitbrain.control.remote import ExecResult
+from splitbrain.control.target import OneProcessPerNode
 from splitbrain.histories.op import Op
 from splitbrain.nemesis.base import ComposedNemesis
 from splitbrain.nemesis.packet import (
@@ -29,7 +30,7 @@ from splitbrain.nemesis.packet import (
     verdict_message,
 )
 from splitbrain.nemesis.partition import PartitionNemesis
-from splitbrain.nemesis.process import NodeProcesses, ProcessNemesis
+from splitbrain.nemesis.process import ProcessNemesis
 
 from tests.integration.helpers import (
     ECHO_PORT,
@@ -183,12 +184,27 @@ def test_random_partition_matches_its_reported_grudge(cluster: LocalCluster) -> 
     assert node_reaches(cluster.remote(others[0]), cluster.addresses[isolated])
 
 
-@pytest.fixture
-def tickers(cluster: LocalCluster, tmp_path: Path) -> Iterator[tuple[NodeProcesses, Path]]:
-    def command(node: str) -> list[str]:
-        return [sys.executable, "-c", TICKER, str(tmp_path / f"{node}.pid"), str(tmp_path / f"{node}.ticks")]
+class Tickers(OneProcessPerNode):
+    """A ticker daemon (it setsid's) on every node, started by the local nodes' spawner: a target that is
+    Killable and Pausable the way the built-in ones are."""
 
-    processes = NodeProcesses(cluster.remotes, command, log="ticker.log")
+    def __init__(self, cluster: LocalCluster, tmp_path: Path, log: str | None = None) -> None:
+        self._init_nodes(cluster.addresses, tmp_path, cluster.spawner(None))
+        self.tmp_path = tmp_path
+        self.log = log
+
+    def launch(self, node: str) -> tuple[list[str], dict[str, str], str | None]:
+        argv = [sys.executable, "-c", TICKER, str(self.tmp_path / f"{node}.pid"), str(self.tmp_path / f"{node}.ticks")]
+        return argv, {}, self.log
+
+    def stop_all(self) -> None:
+        for node in self.nodes:
+            self.stop_process(node)
+
+
+@pytest.fixture
+def tickers(cluster: LocalCluster, tmp_path: Path) -> Iterator[tuple[Tickers, Path]]:
+    processes = Tickers(cluster, tmp_path, log="ticker.log")
     try:
         yield processes, tmp_path
     finally:
@@ -198,7 +214,7 @@ def tickers(cluster: LocalCluster, tmp_path: Path) -> Iterator[tuple[NodeProcess
 @needs_root
 @pytest.mark.timeout(60)
 def test_kill_reaches_a_setsid_daemon_and_start_brings_it_back(
-    tickers: tuple[NodeProcesses, Path],
+    tickers: tuple[Tickers, Path],
 ) -> None:
     processes, files = tickers
     processes.start(None, "node1")
@@ -221,7 +237,7 @@ def test_kill_reaches_a_setsid_daemon_and_start_brings_it_back(
 
 @needs_root
 @pytest.mark.timeout(60)
-def test_pause_freezes_a_setsid_daemon_and_heal_resumes_it(tickers: tuple[NodeProcesses, Path]) -> None:
+def test_pause_freezes_a_setsid_daemon_and_heal_resumes_it(tickers: tuple[Tickers, Path]) -> None:
     processes, files = tickers
     processes.start(None, "node2")
     ticks = files / "node2.ticks"
@@ -297,10 +313,7 @@ def test_packet_delay_holds_packets_and_heal_removes_it(cluster: LocalCluster) -
 @needs_root
 @pytest.mark.timeout(60)
 def test_one_heal_undoes_every_kind_of_fault(cluster: LocalCluster, tmp_path: Path) -> None:
-    def command(node: str) -> list[str]:
-        return [sys.executable, "-c", TICKER, str(tmp_path / f"{node}.pid"), str(tmp_path / f"{node}.ticks")]
-
-    processes = NodeProcesses(cluster.remotes, command)
+    processes = Tickers(cluster, tmp_path)
     try:
         for node in cluster.nodes:
             processes.start(None, node)

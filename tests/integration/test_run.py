@@ -1,20 +1,18 @@
 """`splitbrain run` end to end on local nodes: the correct store passes under every fault, each deliberate
-bug is caught, and nothing of a run remains after it ends, is interrupted, or is killed."""
+bug is caught, and nothing of a run remains after it ends (test_stopping.py: after it is stopped)."""
 
 from __future__ import annotations
 
 import json
 import os
-import random
-import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 from splitbrain.control.local import leftover_runs
 from splitbrain.harness.cli import main
+
+from tests.integration.helpers import run
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(os.geteuid() != 0, reason="local nodes need root (network namespaces)")]
@@ -61,7 +59,7 @@ def test_correct_store_is_valid_under_every_fault(tmp_path: Path, workload: str)
 # Each deliberate bug, with the faults that expose it, caught within a bounded number of seeds.
 def run_schedule(store: Path, schedule: list[dict], seed: int, bugs: tuple[str, ...], nemesis: tuple[str, ...],
                  time_limit: float = 9.0, workload: str = "register", concurrency: int = 10, nodes: int = 5):
-    from splitbrain.harness.test import Test, run
+    from splitbrain.harness.test import TestOptions as Test  # here, so pytest does not collect it
 
     test = Test(workload=workload, nemesis=nemesis, nodes=nodes, time_limit=time_limit, seed=seed, bugs=bugs,
                 store=str(store), schedule=schedule, rate=150, concurrency=concurrency)
@@ -178,61 +176,32 @@ def test_no_fencing_is_caught_when_a_holder_is_cut_off(tmp_path: Path) -> None:
     assert outcome.valid is True, outcome.results.get("explanation")
 
 
-@pytest.mark.timeout(120)
-def test_interrupted_run_heals_records_and_leaves_nothing(tmp_path: Path) -> None:
-    """Ctrl-C at a random (seeded) moment: the run heals, checks what it recorded, and cleans up."""
-    proc = subprocess.Popen([sys.executable, "-m", "splitbrain.harness.cli", "run", "--store", str(tmp_path), *SHORT,
-                             "--nemesis", "all", "--seed", "5"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    time.sleep(random.Random(5).uniform(3.0, 7.0))
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=90)
-    assert "Traceback" not in err
-    assert proc.returncode in (0, 1, 2), err
-    assert "interrupted" in out
-    run_dir = (tmp_path / "latest").resolve()
-    history = (run_dir / "history.jsonl").read_text().splitlines()
-    assert history and json.loads(history[-1])  # every recorded line is whole
-    assert (run_dir / "results.json").exists()
-    assert_nothing_left(run_dir)
-
-
-@pytest.mark.timeout(120)
-def test_killed_harness_loses_no_op_and_cleanup_removes_what_it_left(tmp_path: Path) -> None:
-    proc = subprocess.Popen([sys.executable, "-m", "splitbrain.harness.cli", "run", "--store", str(tmp_path), *SHORT,
-                             "--nemesis", "partition", "--seed", "6"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    run_dir = None
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        latest = tmp_path / "latest"
-        if latest.exists() and (latest / "history.jsonl").exists() and (latest / "history.jsonl").stat().st_size > 2000:
-            run_dir = latest.resolve()
-            break
-        time.sleep(0.2)
-    proc.kill()
-    proc.wait(timeout=30)
-    assert run_dir is not None, "the run never recorded anything"
-    from splitbrain.histories.jsonl import read_jsonl
-
-    history = read_jsonl(str(run_dir / "history.jsonl"))  # every line written is whole and pairs up
-    assert len(history) > 10
-    assert main(["cleanup", str(run_dir)]) == 0
-    assert_nothing_left(run_dir)
-
-
 @pytest.mark.timeout(180)
 def test_analyze_and_repro(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, results, run_dir = splitbrain_run(tmp_path, "--nemesis", "partition", "--seed", "9",
                                             "--bug", "stale-read")
+    recorded = (run_dir / "results.json").read_bytes()
     assert main(["analyze", str(run_dir)]) == code
+    assert (run_dir / "results.json").read_bytes() == recorded  # the run's own results are never rewritten
+    assert json.loads((run_dir / "analysis.json").read_text())["valid"] == results["valid"]
     first = json.loads((run_dir / "test.json").read_text())
+    capsys.readouterr()
     assert main(["repro", str(run_dir)]) in (0, 1)
     again = (tmp_path / "latest").resolve()
     assert again != run_dir
     second = json.loads((again / "test.json").read_text())
     assert second["schedule"] == first["schedule"] and second["seed"] == first["seed"]
-    assert "seed 9" in capsys.readouterr().out
+    assert second["repro_of"] == str(run_dir) and "repro_of" not in first
+    out = capsys.readouterr().out
+    assert "seed 9" in out and f"reproducing {run_dir}" in out
+    # A torn last line (what kill -9 mid-write leaves): the intact prefix is checked, and the line named.
+    history = run_dir / "history.jsonl"
+    lines = history.read_text().splitlines(keepends=True)
+    history.write_text("".join(lines[:-1]) + lines[-1][: len(lines[-1]) // 2])
+    assert main(["analyze", str(run_dir)]) in (0, 1, 2)
+    out = capsys.readouterr().out
+    assert f"line {len(lines)} of the history is torn" in out
+    assert json.loads((run_dir / "analysis.json").read_text())["dropped_last_line"] == len(lines)
 
 
 def test_bad_options_exit_3(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -241,3 +210,38 @@ def test_bad_options_exit_3(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert main(["run", "--store", str(tmp_path), "--bug", "nope"]) == 3
     err = capsys.readouterr().err
     assert err.count("error:") == 3 and "Traceback" not in err
+
+
+FAILING_TARGET = '''
+from splitbrain import RemoteError, TargetSpec
+
+
+class Failing:
+    def setup(self, test, node):
+        raise RemoteError(node, ["mysystem", "--start"], "mysystem: command not found")
+
+    def teardown(self, test, node):
+        pass
+
+
+def spec():
+    return TargetSpec("failing", build=lambda env: Failing(), clients={"register": lambda t, target, node: None})
+'''
+
+
+@pytest.mark.timeout(120)
+def test_a_run_that_fails_leaves_why_and_nothing_else(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "failing_target.py").write_text(FAILING_TARGET)
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "--target", "failing_target:spec", "--nodes", "3", "--nemesis", "none", "--store", "runs"]) == 4
+    run_dir = (tmp_path / "runs" / "latest").resolve()
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["error"] == "RemoteError: node1: mysystem --start: mysystem: command not found" or \
+        "mysystem: command not found" in results["error"]
+    log = (run_dir / "harness.log").read_text()
+    assert "the run failed" in log and "Traceback" in log and "command not found" in log
+    captured = capsys.readouterr()
+    assert "(the run failed)" in captured.out
+    assert captured.err.strip().splitlines() == [f"error: the run failed: {results['error']}"]
+    assert_nothing_left(run_dir)

@@ -504,7 +504,7 @@ def test_an_interrupted_run_over_ssh_heals_and_leaves_nothing(ssh_nodes: SSHNode
         if run.poll() is None:
             run.kill()
             run.wait()
-    assert "(interrupted)" in out, out + err
+    assert "(interrupted by SIGINT)" in out, out + err
     run_dir = (store / "latest").resolve()
     assert (run_dir / "nodes" / "node1" / "server.log").stat().st_size > 0
     _assert_nothing_left_on_the_hosts(ssh_nodes, run_dir)
@@ -529,7 +529,7 @@ def test_an_unreachable_host_stops_the_run_with_one_line(ssh_nodes: SSHNodes, tm
     code = main(["run", "--remote", "ssh", "--ssh-hosts", hosts, "--ssh-key", str(ssh_nodes.key_file),
                  "--ssh-accept-new", "--nemesis", "kill", "--store", str(tmp_path / "runs")])
     err = capsys.readouterr().err
-    assert code == 3 and f"node3: cannot reach root@{address}:{SSH_PORT + 1}" in err, err
+    assert code == 4 and f"node3: cannot reach root@{address}:{SSH_PORT + 1}" in err, err  # the run failed
     assert len(err.strip().splitlines()) == 1
     assert wait_for(lambda: not _processes_besides_sshd(ssh_nodes), timeout=10), _processes_besides_sshd(ssh_nodes)
 

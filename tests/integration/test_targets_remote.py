@@ -19,11 +19,11 @@ from pathlib import Path
 import pytest
 from splitbrain.control.docker import run_resources
 from splitbrain.control.images import build_image
+from splitbrain.harness.run import RunOutcome
 from splitbrain.harness.store import RunDir
-from splitbrain.harness.test import RunOutcome
 
 from tests.integration import test_ssh as ssh_helpers
-from tests.integration.helpers import needs_docker, needs_sshd_and
+from tests.integration.helpers import needs_docker, needs_sshd_and, run
 from tests.integration.test_etcd import PARTITIONS
 from tests.integration.test_ssh import SSHNodes, _assert_nothing_left_on_the_hosts, _run_over_ssh, sshd_nodes
 
@@ -44,10 +44,7 @@ def node_image() -> str:
 
 def docker_run(store: Path, target: str, workload: str, seed: int, *, nodes: int = 3,
                schedule: list[dict] | None = None, target_opts: dict | None = None) -> RunOutcome:
-    from splitbrain.harness.test import (  # here, so pytest does not mistake the Test dataclass for tests
-        Test,
-        run,
-    )
+    from splitbrain.harness.test import TestOptions as Test  # here, so pytest does not collect it
 
     test = Test(target=target, workload=workload, remote="docker", nemesis=("partition", "kill"), nodes=nodes,
                 time_limit=6, nemesis_interval=1.5, seed=seed, store=str(store), schedule=schedule, rate=100,

@@ -21,7 +21,7 @@ from splitbrain.harness.generator import (
     phases,
 )
 from splitbrain.harness.workloads import LockOps, RotatingKeys
-from splitbrain.histories.op import Op
+from splitbrain.histories.op import Op, fenced_off
 
 WORKERS = (0, 1, 2, "nemesis")
 
@@ -155,5 +155,5 @@ def test_a_lock_holder_whose_write_did_not_succeed_writes_again_before_releasing
     assert fs[-1] == "release" and value["value"]["token"] == 7
     # A write fenced off as stale ends the hold at once: the next op is an acquire.
     g = LockOps(ttl_ms=1000, concurrency=1, tokens=((0, 9),))
-    g = g.update(None, c, Op(index=1, type="fail", process=0, f="write", value=write, error="stale-token"))
+    g = g.update(None, c, Op(index=1, type="fail", process=0, f="write", value=write, error=fenced_off("stale token 1")))
     assert g.op(None, c)[0]["f"] == "acquire"

@@ -7,11 +7,13 @@ import random
 from typing import Any
 
 import pytest
-from splitbrain.checkers.availability import check_availability, fault_windows
+from splitbrain.checkers.availability import check_availability
 from splitbrain.checkers.exactly_once import check_applied_once, check_generated_log
 from splitbrain.harness.generator import Context
-from splitbrain.harness.workloads import FreshValues, workload_named
+from splitbrain.harness.plugins import load_workload
+from splitbrain.harness.workloads import FreshValues
 from splitbrain.histories.errors import HistoryFormatError
+from splitbrain.histories.faults import active_spans, fault_windows
 from splitbrain.histories.history import History
 from splitbrain.histories.op import Op
 
@@ -116,13 +118,13 @@ def test_fault_windows_run_from_a_faults_invocation_to_its_ends_completion():
                  ("invoke", "nemesis", "kill", ["node3"], 3.0), ("info", "nemesis", "kill", {}, 3.1),
                  ("invoke", "nemesis", "start-partition", "one", 3.5), ("info", "nemesis", "start-partition", {}, 3.6),
                  ("invoke", "nemesis", "heal", None, 5.0), ("info", "nemesis", "heal", "healed", 5.5)])
-    assert fault_windows(h) == [(1 * S, int(2.2 * S)), (3 * S, int(5.5 * S))]
+    assert active_spans(fault_windows(h)) == [(1 * S, int(2.2 * S)), (3 * S, int(5.5 * S))]
 
 
 def test_an_unhealed_fault_lasts_to_the_end_of_the_history():
     h = history([("invoke", "nemesis", "kill", "one", 1.0), ("info", "nemesis", "kill", {}, 1.1),
                  ("invoke", 0, "add", 1, 4.0), ("info", 0, "add", 1, 6.0)])
-    assert fault_windows(h) == [(1 * S, 6 * S)]
+    assert active_spans(fault_windows(h)) == [(1 * S, 6 * S)]
 
 
 def test_availability_splits_ops_by_whether_they_began_during_a_fault():
@@ -162,6 +164,6 @@ def test_fresh_values_never_repeat_and_reads_are_mixed_in(f: str):
 
 @pytest.mark.parametrize("name", ["set", "unique-ids"])
 def test_the_workloads_end_with_reads_and_check_an_empty_run_as_unknown(name: str):
-    w = workload_named(name, None)
+    w = load_workload(name).make(None)
     assert w.final is not None
     assert w.check(History([])).valid == "unknown"

@@ -230,10 +230,10 @@ def test_a_refused_connection_is_a_definite_fail():
 
 
 def test_a_run_with_a_bad_lb_option_is_refused_before_anything_starts():
-    from splitbrain.harness.test import Test
+    from splitbrain.targets.lb.spec import spec
 
-    Test(target="lb", workload="unique-ids", nodes=4, target_opts={"lb": "haproxy", "retry": "unsafe"}).validate()
+    spec().check_options({"lb": "haproxy", "retry": "unsafe"}, 4)
     with pytest.raises(ConfigError, match="retry=maybe"):
-        Test(target="lb", workload="set", nodes=4, target_opts={"retry": "maybe"}).validate()
+        spec().check_options({"retry": "maybe"}, 4)
     with pytest.raises(ConfigError, match="at least 4 nodes"):
-        Test(target="lb", workload="set", nodes=3).validate()
+        spec().check_options({}, 3)

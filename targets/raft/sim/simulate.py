@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from splitbrain.histories.faults import HEAL
 from splitbrain.histories.history import History
 from splitbrain.histories.op import NEMESIS
 from splitbrain.targets.raft.core import BUGS
@@ -93,7 +94,7 @@ def simulate(seed: int, nodes: int = 5, ops: int = 1000, faults: Sequence[str] |
         while clients.invoked < ops:
             run_step(random_step(nemesis_rng, frozen, cluster))
     heal_everything(cluster)
-    recorder.record("info", NEMESIS, "heal", {})
+    recorder.record("info", NEMESIS, HEAL, {})
     deadline = loop.now_us + SETTLE_MS * 1000
     while clients.busy and loop.now_us < deadline:
         loop.run_until(loop.now_us + 50_000)
