@@ -65,7 +65,7 @@ typedef struct {
     int32_t *stack, *saved_sid, *saved_after, *info_stack;
     int32_t depth, n_info;
     uint64_t h1, h2;
-    int32_t sid, after, n_done, node;
+    int32_t sid, after, n_done, node, init_sid;
     long long steps, n_configs, max_configs;
     int status;
     size_t mem_limit;
@@ -786,7 +786,7 @@ static PyObject *Search_new(PyTypeObject *type, PyObject *args, PyObject *kwds) 
     s->callback = callback;
     s->mem_limit = (size_t)mem_limit;
     s->max_configs = max_configs;
-    s->sid = init;
+    s->sid = s->init_sid = init;
     s->after = -1;
     s->fail_depth = -1;
     uint64_t seed1 = 0x243F6A8885A308D3ULL, seed2 = 0x13198A2E03707344ULL;
@@ -913,6 +913,42 @@ static PyObject *Search_order(Search *s, PyObject *Py_UNUSED(ignored)) {
     return t;
 }
 
+/* replay(prefix): the state id after each op of ``prefix`` (a sequence of op numbers), placed in that
+ * order from the initial state; -1 from the first op that is illegal there on. */
+static PyObject *Search_replay(Search *s, PyObject *arg) {
+    PyObject *fast = PySequence_Fast(arg, "prefix");
+    if (!fast)
+        return NULL;
+    Py_ssize_t m = PySequence_Fast_GET_SIZE(fast);
+    PyObject **items = PySequence_Fast_ITEMS(fast);
+    PyObject *out = PyList_New(m);
+    int32_t sid = s->init_sid;
+    for (Py_ssize_t k = 0; out && k < m; k++) {
+        long i = PyLong_AsLong(items[k]);
+        if (i == -1 && PyErr_Occurred()) {
+            Py_CLEAR(out);
+            break;
+        }
+        if (i < 0 || i >= s->n) {
+            PyErr_SetString(PyExc_IndexError, "no op with that number");
+            Py_CLEAR(out);
+            break;
+        }
+        if (sid >= 0) {
+            sid = next_state(s, sid, (int32_t)i);
+            if (sid <= -2) {
+                if (sid == -3)
+                    PyErr_NoMemory();
+                Py_CLEAR(out);
+                break;
+            }
+        }
+        PyList_SET_ITEM(out, k, PyLong_FromLong(sid));
+    }
+    Py_DECREF(fast);
+    return out;
+}
+
 static PyObject *Search_string(Search *s, PyObject *arg) {
     long id = PyLong_AsLong(arg);
     if (id == -1 && PyErr_Occurred())
@@ -935,6 +971,7 @@ static PyMethodDef Search_methods[] = {
     {"failure", (PyCFunction)Search_failure, METH_NOARGS, "(depth, [(prefix, state id, blocked op)])"},
     {"order", (PyCFunction)Search_order, METH_NOARGS, "the ops placed so far, in order (the linearization when valid)"},
     {"string", (PyCFunction)Search_string, METH_O, "string(id): the string state with that id (APPEND)"},
+    {"replay", (PyCFunction)Search_replay, METH_O, "replay(prefix): the state id after each op of prefix"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -959,8 +996,178 @@ static PyTypeObject SearchType = {
     .tp_getset = Search_getset,
 };
 
+/* -- the register family's ops, compiled here (on small histories the Python loop was most of a check) --
+ *
+ * register_ops(operations, kind_of_f, nil_reads_unknown, sid_of, states, hashable)
+ *   -> (ops, kinds, a1, a2, calls, rets), or None when an op needs the model's Python code to say what is
+ *      wrong with it (an unknown f, a cas without [old, new], an index out of range): the caller then runs
+ *      the model's own compile, which raises the error or handles the rare case. Nothing is interned then.
+ * What it does is exactly Register.compile after dropping failed ops (checkers/models.py), with the
+ * positions of NativeSearch: calls[i] and rets[i] relative to the first op's call, rets[i] -1 unless ok. */
+#define OP_INDEX 0
+#define OP_TYPE 1
+#define OP_F 3
+#define OP_VALUE 4
+#define OP_FIELDS 9
+
+static int is_scalar(PyObject *v) {
+    return v == Py_None || PyLong_CheckExact(v) || PyUnicode_CheckExact(v) || PyFloat_CheckExact(v) || PyBool_Check(v);
+}
+
+/* The id of value v (made hashable first, as models.hashable does); -1 on a Python error. */
+static long intern_value(PyObject *v, PyObject *sid_of, PyObject *states, PyObject *hashable) {
+    PyObject *key;
+    if (is_scalar(v)) {
+        Py_INCREF(v);
+        key = v;
+    } else {
+        key = PyObject_CallOneArg(hashable, v);
+        if (!key)
+            return -1;
+    }
+    PyObject *found = PyDict_GetItemWithError(sid_of, key);
+    long id;
+    if (found) {
+        id = PyLong_AsLong(found);
+    } else if (PyErr_Occurred()) {
+        id = -1;
+    } else {
+        id = (long)PyList_GET_SIZE(states);
+        PyObject *boxed = PyLong_FromLong(id);
+        if (!boxed || PyDict_SetItem(sid_of, key, boxed) < 0 || PyList_Append(states, key) < 0)
+            id = -1;
+        Py_XDECREF(boxed);
+    }
+    Py_DECREF(key);
+    return id;
+}
+
+static int is_op(PyObject *o) { return PyTuple_Check(o) && PyTuple_GET_SIZE(o) >= OP_FIELDS; }
+
+static int type_is(PyObject *op, const char *name) {
+    PyObject *t = PyTuple_GET_ITEM(op, OP_TYPE);
+    return PyUnicode_Check(t) && PyUnicode_CompareWithASCIIString(t, name) == 0;
+}
+
+static int append_long(PyObject *list, long v) {
+    PyObject *boxed = PyLong_FromLong(v);
+    if (!boxed)
+        return -1;
+    int r = PyList_Append(list, boxed);
+    Py_DECREF(boxed);
+    return r;
+}
+
+static PyObject *register_ops(PyObject *module, PyObject *args) {
+    PyObject *operations, *kind_of_f, *sid_of, *states, *hashable;
+    int nil_unknown;
+    if (!PyArg_ParseTuple(args, "OO!pO!O!O", &operations, &PyDict_Type, &kind_of_f, &nil_unknown, &PyDict_Type,
+                          &sid_of, &PyList_Type, &states, &hashable))
+        return NULL;
+    PyObject *fast = PySequence_Fast(operations, "operations");
+    if (!fast)
+        return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast), known = PyList_GET_SIZE(states);
+    PyObject **items = PySequence_Fast_ITEMS(fast);
+    PyObject *ops = PyList_New(0), *kinds = PyList_New(0), *a1 = PyList_New(0), *a2 = PyList_New(0);
+    PyObject *calls = PyList_New(0), *rets = PyList_New(0);
+    PyObject *result = NULL;
+    int fallback = 0;
+    long long base = 0;
+    if (!ops || !kinds || !a1 || !a2 || !calls || !rets)
+        goto done;
+    for (Py_ssize_t k = 0; k < n && !fallback; k++) {
+        PyObject *operation = items[k];
+        if (!PyTuple_Check(operation) || PyTuple_GET_SIZE(operation) != 2) {
+            fallback = 1;
+            break;
+        }
+        PyObject *invoke = PyTuple_GET_ITEM(operation, 0), *completion = PyTuple_GET_ITEM(operation, 1);
+        if (!is_op(invoke) || (completion != Py_None && !is_op(completion))) {
+            fallback = 1;
+            break;
+        }
+        int ok = completion != Py_None && type_is(completion, "ok");
+        if (completion != Py_None && type_is(completion, "fail"))
+            continue; /* definitely did not happen */
+        PyObject *kind_obj = PyDict_GetItemWithError(kind_of_f, PyTuple_GET_ITEM(invoke, OP_F));
+        if (!kind_obj) {
+            PyErr_Clear(); /* an unknown (or unhashable) f: the model's compile says so */
+            fallback = 1;
+            break;
+        }
+        long kind = PyLong_AsLong(kind_obj), x = 0, y = 0;
+        PyObject *value = PyTuple_GET_ITEM(invoke, OP_VALUE);
+        if (kind == K_READ) {
+            if (!ok)
+                continue; /* an indeterminate read constrains nothing */
+            value = PyTuple_GET_ITEM(completion, OP_VALUE);
+            if (value == Py_None && nil_unknown)
+                continue;
+            x = intern_value(value, sid_of, states, hashable);
+        } else if (kind == K_WRITE || kind == K_APPEND) {
+            x = intern_value(value, sid_of, states, hashable);
+        } else if (kind == K_CAS) {
+            if (!(PyList_Check(value) || PyTuple_Check(value)) || PySequence_Fast_GET_SIZE(value) != 2) {
+                fallback = 1;
+                break;
+            }
+            PyObject **pair = PySequence_Fast_ITEMS(value);
+            x = intern_value(pair[0], sid_of, states, hashable);
+            if (x >= 0)
+                y = intern_value(pair[1], sid_of, states, hashable);
+        } else {
+            fallback = 1;
+            break;
+        }
+        if (x < 0 || y < 0)
+            goto done; /* a Python error (an unhashable value): raised as the model's compile would */
+        long long call = PyLong_AsLongLong(PyTuple_GET_ITEM(invoke, OP_INDEX));
+        long long ret = ok ? PyLong_AsLongLong(PyTuple_GET_ITEM(completion, OP_INDEX)) : -1;
+        if (PyErr_Occurred()) {
+            PyErr_Clear();
+            fallback = 1;
+            break;
+        }
+        if (PyList_GET_SIZE(ops) == 0)
+            base = call;
+        call -= base;
+        if (ok)
+            ret -= base;
+        if (call < 0 || call >= INT32_MAX - 1 || (ok && (ret < 0 || ret >= INT32_MAX - 1))) {
+            fallback = 1; /* sparse or unordered positions: NativeSearch ranks them */
+            break;
+        }
+        if (PyList_Append(ops, operation) < 0 || append_long(kinds, kind) < 0 || append_long(a1, x) < 0 ||
+            append_long(a2, y) < 0 || append_long(calls, (long)call) < 0 || append_long(rets, (long)ret) < 0)
+            goto done;
+    }
+    if (fallback) {
+        /* forget the ids made here: the model's compile makes its own */
+        for (Py_ssize_t k = PyList_GET_SIZE(states) - 1; k >= known; k--)
+            if (PyDict_DelItem(sid_of, PyList_GET_ITEM(states, k)) < 0)
+                goto done;
+        if (PyList_SetSlice(states, known, PyList_GET_SIZE(states), NULL) < 0)
+            goto done;
+        Py_INCREF(Py_None);
+        result = Py_None;
+        goto done;
+    }
+    result = PyTuple_Pack(6, ops, kinds, a1, a2, calls, rets);
+done:
+    Py_DECREF(fast);
+    Py_XDECREF(ops); Py_XDECREF(kinds); Py_XDECREF(a1); Py_XDECREF(a2); Py_XDECREF(calls); Py_XDECREF(rets);
+    return result;
+}
+
+static PyMethodDef module_methods[] = {
+    {"register_ops", register_ops, METH_VARARGS, "the register family's ops as the compiled search takes them"},
+    {NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef wgl_module = {
     PyModuleDef_HEAD_INIT, .m_name = "_wgl", .m_doc = "The compiled linearizability search.", .m_size = -1,
+    .m_methods = module_methods,
 };
 
 PyMODINIT_FUNC PyInit__wgl(void) {

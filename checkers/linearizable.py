@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import time
+from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -90,7 +91,7 @@ def _partition_search(operations: Sequence[Operation], model: Any, engine: str, 
     if engine == "native":
         from splitbrain.checkers.wgl_native import NativeSearch
 
-        return NativeSearch(_may_have_happened(operations), model, max_configs=max_configs, max_memory=max_memory)
+        return NativeSearch(operations, model, max_configs=max_configs, max_memory=max_memory)
     return PythonSearch(_prepared(operations, model), model, max_configs=max_configs, max_memory=max_memory,
                         prune=prune)
 
@@ -197,17 +198,28 @@ def op_text(op: Operation) -> str:
     return f"[{op.call}{done}] process {op.process} {op.f}{key}{arg} -> {outcome}"
 
 
+def _call_of(op: Operation) -> int:
+    return op.invoke.index
+
+
 def _prefix_states(outcome: PartitionOutcome, prefix: Sequence[int], model: Any) -> list[list[Any]]:
     """[invoke index, state after it] for the last ``PREFIX_STATES_KEPT`` ops of a linearized prefix,
     replayed from the initial state (every step is legal: the search placed them in this order)."""
-    step = (outcome.model if outcome.model is not None else model).step
-    state = outcome.states[0]
-    after = []
-    for i in prefix:
-        _, state = step(state, outcome.ops[i])
-        after.append(state)
     first = max(0, len(prefix) - PREFIX_STATES_KEPT)
-    return [[outcome.ops[prefix[k]].call, _describe_state(model, after[k])] for k in range(first, len(prefix))]
+    ops, states = outcome.ops, outcome.states
+    sids = outcome.replay(prefix) if outcome.replay is not None else None  # the compiled search's steps
+    if sids is not None and -1 not in sids:
+        shown: dict[int, str] = {}  # a state id is described once
+        texts = [shown.get(sid) or shown.setdefault(sid, _describe_state(model, states[sid])) for sid in sids[first:]]
+    else:
+        step = (outcome.model if outcome.model is not None else model).step
+        state = states[0]
+        after = []
+        for i in prefix:
+            _, state = step(state, ops[i])
+            after.append(state)
+        texts = [_describe_state(model, state) for state in after[first:]]
+    return [[ops[i].invoke.index, text] for i, text in zip(prefix[first:], texts, strict=True)]
 
 
 def _explain(outcome: PartitionOutcome, model: Any) -> tuple[dict[str, Any], str]:
@@ -216,8 +228,9 @@ def _explain(outcome: PartitionOutcome, model: Any) -> tuple[dict[str, Any], str
     ops = outcome.ops
     prefix, sid, blocked = failure.ends[0]
     op = ops[blocked]
-    concurrent = [o for o in ops if o is not op and o.call < op.ret  # type: ignore[operator]
-                  and (o.ret is None or o.ret > op.call)]
+    call = op.call
+    called_before = bisect_left(ops, op.ret, key=_call_of)  # ops are in call order: none after these
+    concurrent = [o for o in ops[:called_before] if o is not op and ((c := o.completion) is None or c.index > call)]
     final_states = []
     for _, s, _ in failure.ends:
         d = _describe_state(model, outcome.states[s])

@@ -81,6 +81,19 @@ class Register:
         if append:
             allowed |= _APPEND
         self._allowed = frozenset(allowed)
+        kinds = {f: READ for f in _READ} | {f: WRITE for f in _WRITE}
+        kinds |= {f: CAS for f in _CAS} if cas else {}
+        kinds |= {f: APPEND for f in _APPEND} if append else {}
+        self._kinds = kinds
+
+    def native_kinds(self) -> tuple[dict[str, int], bool] | None:
+        """What the compiled search needs to do ``compile`` itself (checkers/_wgl.c register_ops): the op
+        kind of each f this model knows, and whether a nil read constrains nothing. None for a subclass
+        with rules of its own (its ``compile`` decides)."""
+        cls = type(self)
+        if (cls.compile, cls.prepare, cls.step) != (Register.compile, Register.prepare, Register.step):
+            return None
+        return self._kinds, self.nil_reads_unknown
 
     def init(self) -> Any:
         return self.initial

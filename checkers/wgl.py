@@ -62,7 +62,8 @@ class Failure:
 class PartitionOutcome:
     """What the search of one partition found: ``valid`` True, False or "unknown" (with its ``cause``)."""
 
-    __slots__ = ("valid", "ops", "configs", "states", "failure", "cause", "label", "steps", "order", "model")
+    __slots__ = ("valid", "ops", "configs", "states", "failure", "cause", "label", "steps", "order", "model",
+                 "replay")
 
     def __init__(self, valid: Any, ops: list[Operation], configs: int, states: Any, failure: Failure | None = None,
                  cause: str | None = None, label: Any = None, steps: int = 0, order: tuple[int, ...] = ()) -> None:
@@ -76,6 +77,7 @@ class PartitionOutcome:
         self.steps = steps
         self.order = order  # when valid: the ops placed, in order (info ops left out never happened)
         self.model = None  # the model this partition was searched with (a per-key submodel, or the model)
+        self.replay: Any = None  # the compiled search's replay(prefix) -> state ids, when it has one
 
 
 _SCALARS = (int, str, float, bool, type(None))

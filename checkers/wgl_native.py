@@ -27,7 +27,7 @@ from splitbrain.checkers.model import (
     CompiledOps,
 )
 from splitbrain.checkers.wgl import Failure, PartitionOutcome, SearchAborted, identity
-from splitbrain.histories.history import Operation
+from splitbrain.histories.history import Operation, hashable
 
 _INT32 = 1 << 31
 _NO_CONFIG_LIMIT = -1
@@ -36,8 +36,9 @@ _NO_CONFIG_LIMIT = -1
 class NativeSearch:
     """A resumable search of one partition in C; ``run(budget)`` as wgl.PythonSearch.run.
 
-    ``operations`` are the partition's operations with failed ones already dropped; the model prepares
-    them (``compile``, or ``prepare`` and ``compile_op`` one by one): ``self.ops`` holds what is left.
+    ``operations`` are the partition's operations; failed ones are dropped here, and the model prepares
+    the rest (``native_kinds`` for the C code to do it, else ``compile``, or ``prepare`` and ``compile_op``
+    one by one): ``self.ops`` holds what is left.
     """
 
     def __init__(self, operations: Sequence[Operation], model: Any, *, max_configs: int | None = None,
@@ -56,20 +57,17 @@ class NativeSearch:
                 states.append(value)
             return i
 
-        compile_ops = getattr(model, "compile", None)
-        compiled = compile_ops(operations, intern) if compile_ops is not None else _compiled(operations, model, intern)
-        ops, kinds, a1, a2 = compiled
+        native_kinds = getattr(model, "native_kinds", None)
+        spec = native_kinds() if native_kinds is not None else None
+        compiled = _wgl.register_ops(operations, *spec, sid_of, states, hashable) if spec is not None else None
+        if compiled is not None:
+            ops, kinds, a1, a2, calls, rets = compiled
+        else:
+            ops, kinds, a1, a2, calls, rets = _compiled_in_python(operations, model, intern)
         self.ops = ops
         strings = _string_states(states, kinds, a1, a2) if APPEND in kinds else None
         if CALLBACK in kinds and -1 in a1:
             _classify_callbacks(ops, kinds, a1, a2, model)
-        base = ops[0].invoke.index if ops else 0
-        calls = [op.invoke.index - base for op in ops]
-        rets = [-1 if (c := op.completion) is None or c.type != "ok" else c.index - base for op in ops]
-        if ops and max(calls[-1], max(rets)) >= _INT32 - 1:  # sparse indices: their ranks keep the order
-            rank = {p: r for r, p in enumerate(sorted(set(calls) | {r for r in rets if r >= 0}))}
-            calls = [rank[p] for p in calls]
-            rets = [rank[p] if p >= 0 else -1 for p in rets]
         step = model.step
         limit = _INT32 - 2
         state_bytes = self._state_bytes = [0]
@@ -115,11 +113,30 @@ class NativeSearch:
             return PartitionOutcome(True, self.ops, s.configs, self.states, steps=s.steps, order=s.order())
         if status == _wgl.INVALID:
             depth, ends = s.failure()
-            return PartitionOutcome(False, self.ops, s.configs, self.states, Failure(depth, ends), steps=s.steps)
+            outcome = PartitionOutcome(False, self.ops, s.configs, self.states, Failure(depth, ends), steps=s.steps)
+            outcome.replay = s.replay
+            return outcome
         if status == _wgl.CONFIGS:
             raise SearchAborted(f"memory bound reached ({self.max_configs:,} configurations remembered)")
         raise SearchAborted(f"memory bound reached ({s.configs:,} configurations, {s.memory >> 20:,} MiB of "
                             f"{self.max_memory >> 20:,} MiB)")
+
+
+def _compiled_in_python(operations: Sequence[Operation], model: Any, intern: Callable[[Any], int]) -> tuple[
+        list[Operation], list[int], list[int], list[int], list[int], list[int]]:
+    """(ops, kinds, a1, a2, calls, rets) as _wgl.register_ops gives them, by the model's Python code."""
+    operations = [op for op in operations if (c := op.completion) is None or c.type != "fail"]
+    compile_ops = getattr(model, "compile", None)
+    compiled = compile_ops(operations, intern) if compile_ops is not None else _compiled(operations, model, intern)
+    ops, kinds, a1, a2 = compiled
+    base = ops[0].invoke.index if ops else 0
+    calls = [op.invoke.index - base for op in ops]
+    rets = [-1 if (c := op.completion) is None or c.type != "ok" else c.index - base for op in ops]
+    if ops and max(calls[-1], max(rets)) >= _INT32 - 1:  # sparse indices: their ranks keep the order
+        rank = {p: r for r, p in enumerate(sorted(set(calls) | {r for r in rets if r >= 0}))}
+        calls = [rank[p] for p in calls]
+        rets = [rank[p] if p >= 0 else -1 for p in rets]
+    return ops, kinds, a1, a2, calls, rets
 
 
 def _compiled(operations: Sequence[Operation], model: Any, intern: Callable[[Any], int]) -> CompiledOps:

@@ -182,3 +182,87 @@ def test_an_append_to_a_number_is_the_same_error_in_both_engines() -> None:
     for engine in ("native", "python"):
         with pytest.raises(ValueError, match="cannot append"):
             check_linearizable(h, KeyValue(""), engine=engine)
+
+
+_ODD_VALUES = [0, 1, 2, None, True, 1.0, 2.5, "a", "", [1, 2], (1, 2), {"x": [1]}, [[0]], -7]
+
+
+def _odd_history(rng: random.Random, n: int, fs: list[str]) -> History:
+    """Register ops with every kind of value, failed and indeterminate ones, reads of nil, odd fs."""
+    ops, index, open_ = [], rng.choice([0, 5, 2**31 + 3]), {}
+    for _ in range(2 * n):
+        p = rng.randrange(4)
+        if p in open_:
+            f, v = open_.pop(p)
+            t = rng.choice(["ok", "ok", "ok", "fail", "info"])
+            result = rng.choice(_ODD_VALUES) if f == "read" else v
+            ops.append(Op(index, t, p, f, result))
+        else:
+            f = rng.choice(fs) if rng.random() > 0.01 else "boom"
+            v = None if f in ("read", "get") else [rng.choice(_ODD_VALUES), rng.choice(_ODD_VALUES)] \
+                if f == "cas" and rng.random() < 0.95 else rng.choice(_ODD_VALUES)
+            open_[p] = (f, v)
+            ops.append(Op(index, "invoke", p, f, v))
+        index += 2**31 if rng.random() < 0.003 else rng.choice([1, 1, 3])
+    return History(ops)
+
+
+def _interner(states: list[Any], sid_of: dict[Any, int]) -> Any:
+    def intern(v: Any) -> int:
+        if v not in sid_of:
+            sid_of[v] = len(states)
+            states.append(v)
+        return sid_of[v]
+
+    return intern
+
+
+def _compiled_both_ways(history: History, model: Any) -> tuple[Any, Any]:
+    """(what _wgl.register_ops gives, what the model's Python compile gives): each the compiled ops and the
+    values their ids stand for, or the exception it raised."""
+    from splitbrain.checkers import _wgl
+    from splitbrain.histories.history import hashable
+
+    def with_values(compiled: Any, states: list[Any]) -> Any:
+        ops, kinds, a1, a2, calls, rets = compiled
+        return [o.call for o in ops], kinds, [states[x] for x in a1], [states[y] if k == 3 else y for k, y in
+                                                                      zip(kinds, a2, strict=True)], calls, rets
+
+    out = []
+    for native in (True, False):
+        states: list[Any] = [model.init()]
+        sid_of = {states[0]: 0}
+
+        intern = _interner(states, sid_of)
+        try:
+            if native:
+                compiled = _wgl.register_ops(history.operations(), *model.native_kinds(), sid_of, states, hashable)
+                if compiled is None:
+                    assert states == [model.init()] and list(sid_of) == [model.init()]  # nothing left interned
+                    out.append(None)
+                    continue
+            else:
+                compiled = wgl_native._compiled_in_python(history.operations(), model, intern)
+            out.append(with_values(compiled, states))
+        except Exception as e:  # noqa: BLE001 - the same error either way
+            out.append((type(e), str(e)))
+    return out[0], out[1]
+
+
+@pytest.mark.parametrize("model", [Register(None), Register(0), Register(None, cas=False),
+                                   Register(None, nil_reads="unknown"), KeyValue("")], ids=repr)
+def test_the_compiled_prepare_gives_the_python_compile_or_leaves_it_to_it(model: Any) -> None:
+    """_wgl.register_ops drops, kinds and interns ops exactly as Register.compile after dropping failed
+    ops (values compared, not ids); where an op needs the model's own words (an unknown f, a cas without
+    [old, new], positions out of range) it gives None and interns nothing."""
+    rng = random.Random(11)
+    seen = {"same": 0, "left to Python": 0}
+    for _ in range(400):
+        h = _odd_history(rng, rng.randint(1, 30), sorted(model.native_kinds()[0]))
+        native, python = _compiled_both_ways(h, model)
+        if native is None:
+            seen["left to Python"] += 1
+        else:
+            assert native == python
+            seen["same"] += 1
+    assert seen["same"] > 60 and seen["left to Python"] > 10, seen
