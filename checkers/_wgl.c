@@ -5,9 +5,17 @@
  *
  * - The linearized set is not a bitset but two 64-bit Zobrist hashes (XOR of a random key per op), kept
  *   up to date in O(1) per step; a configuration is (hash1, hash2, state, after-info state), 24 bytes,
- *   whatever the history's length. Two different sets share both hashes with probability 2^-128 per pair;
- *   such a collision could only make the search skip a configuration it has not seen (never report a
- *   linearization that does not exist: every "valid" is a complete order built step by step).
+ *   whatever the history's length. No exact check follows a hit, on purpose (issue 17 asked for one or a
+ *   reason): two different sets A, B share both hashes only when the keys of their symmetric difference
+ *   XOR to zero in both streams, probability 2^-128 per pair with keys as good as uniform (splitmix64 is a
+ *   bijective mix of a counter; the two streams start 1.8e19 counter steps apart, so no key repeats). A
+ *   search remembers at most mem_limit / 24 configurations (< 2^32 even at 100 GB) and looks up fewer
+ *   than 2^40 in any run one can wait for, so the chance of even one false hit in a search is below
+ *   2^(32 + 40 - 128) = 2^-56. And a false hit can only prune: it can make the search skip a
+ *   configuration it has not seen (at worst an "invalid" that should be "valid"), never report a
+ *   linearization that does not exist (every "valid" is a complete order built and checked step by
+ *   step). An exact check would need the set itself per configuration (n bits each: the O(n^2) memory
+ *   the hashes remove) or a walk of O(n) per hit; neither is worth a 2^-56 risk.
  * - Model steps of the register family (read, write, cas, acquire, release) are computed here; any other
  *   op calls back into Python once per (state, op) pair and the answer is remembered.
  * - The search is resumable: run(budget) returns after at most ``budget`` steps, so the checker can
