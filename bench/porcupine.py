@@ -222,7 +222,8 @@ def main() -> int:
         else build_driver(args.porcupine, args.build_dir)
     if binary is None:
         print(f"Porcupine columns skipped: {why}")
-    print(f"median of {args.runs} runs; ratio = splitbrain / Porcupine")
+    print(f"median of {args.runs} runs; ratio = splitbrain / Porcupine; load average at the start "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (the whole-process and recorder rows feel it most)")
     print("| work | splitbrain | Porcupine | ratio | notes |")
     print("|---|---|---|---|---|")
     cas, kv_model = (lambda: cas_register(None)), (lambda: kv(""))
@@ -285,6 +286,7 @@ def main() -> int:
         recorder_row(args.runs)
     if "elle" in only:
         elle_rows(args.elle_txns)
+    print(f"load average at the end {os.getloadavg()[0]:.1f}")
     return 0
 
 

@@ -304,15 +304,3 @@ def check_linearizable(history: History, model: Any, *, time_limit: float | None
             explanation += f" ({time_limit:g} s)"
     return Result(valid, details, explanation)
 
-
-class LinearizableChecker:
-    """The Checker protocol around check_linearizable: ``opts`` may set time_limit and max_configs."""
-
-    def __init__(self, model: Any, *, time_limit: float | None = None) -> None:
-        self.model = model
-        self.time_limit = time_limit
-
-    def check(self, test: Any, history: History, opts: Any) -> Result:
-        return check_linearizable(history, self.model, time_limit=opts.get("time_limit", self.time_limit),
-                                  max_configs=opts.get("max_configs", DEFAULT_MAX_CONFIGS),
-                                  max_memory=opts.get("max_memory"))
