@@ -1,6 +1,6 @@
 """Benchmark the list-append checker on generated histories: seconds and peak memory.
 
-    python bench/elle.py [--sizes 10000 100000] [--runs 3] [--model strict-serializable]
+    python bench/elle.py [--sizes 10000 100000] [--runs 3] [--model strict-serializable] [--json]
 
 "seconds" is wall-clock time of the check, "cpu s" its CPU time (closer to the unloaded wall time on a
 busy machine). Each run happens in a fresh child process (fork), so ``ru_maxrss`` is that run's own peak resident
@@ -8,12 +8,14 @@ memory: the history plus everything the checker builds. The history is generated
 "valid" histories come from a serial execution with concurrency, 2% failed and 2% indeterminate txns;
 "injected" ones additionally get one anomaly pattern (cycling through all of them) every 500 txns.
 Reference: Elle (Clojure) claims 22 million txns in about 2 minutes with a 60 GB heap; the aim here is
-100k txns in at most 10 s and 2 GB.
+100k txns in at most 10 s and 2 GB; issue 17's: 1M txns in at most 15 s and 2 GB. --json adds one JSON line
+per row (for bench/porcupine.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing as mp
 import resource
 import statistics
@@ -53,6 +55,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--runs", type=int, default=3, help="runs per size below 100k (median reported)")
     parser.add_argument("--model", default="strict-serializable")
+    parser.add_argument("--json", action="store_true", help="also one JSON line per row")
     args = parser.parse_args(argv)
     header = (f"{'txns':>7} {'history':>9} {'runs':>4} {'seconds':>8} {'cpu s':>6} {'peak MiB':>9} {'ops':>8} "
               f"{'edges':>8} {'valid':>6} {'types':>5} {'cycles':>6}")
@@ -70,6 +73,9 @@ def main(argv: list[str] | None = None) -> None:
             kind = "injected" if injected else "valid"
             print(f"{n:>7} {kind:>9} {runs:>4} {seconds:>8.2f} {cpu:>6.2f} {peak:>9.0f} {ops:>8} {edges:>8} "
                   f"{str(valid):>6} {types:>5} {cycles:>6}", flush=True)
+            if args.json:
+                print(json.dumps({"txns": n, "kind": kind, "seconds": seconds, "cpu": cpu, "peak_mib": peak,
+                                  "valid": valid, "types": types}), flush=True)
 
 
 if __name__ == "__main__":

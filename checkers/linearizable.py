@@ -1,337 +1,170 @@
-"""Linearizability: the Wing–Gong–Lowe search with memoisation, P-compositionality and sound prunings.
+"""Linearizability: the Wing–Gong–Lowe search (checkers/wgl.py) over each partition of a history.
 
-The search is Porcupine's (a doubly-linked list of call/return events; linearize a pending call, or
-backtrack when a return is reached whose op is not yet linearized; remember every (linearized set, state)
-configuration already explored). On top of it, prunings that never change a verdict (each is checked
-against a brute-force search in tests/unit/test_linearizable_bruteforce.py):
+A model that splits a history into independent parts (P-compositionality: per key, per lock) has each
+part searched on its own. The parts are searched side by side with growing step budgets (each gets B
+steps, then 2B, ...), so one hard valid part cannot hold back an easy invalid one: the first invalid
+part decides. The search runs compiled (checkers/_wgl.c) when the extension was built, else in pure
+Python (the reference: same algorithm, same verdicts).
 
-1. Indeterminate (info) ops have no return event: an info op never applied is one that never happened.
-   The search succeeds as soon as every completed op is placed, and never applies an info op where it
-   would not change the state (not applying it is always at least as good).
-2. Symmetry: of two identical ops (same f, arguments, outcome, type) where one's call and return both
-   come first, the earlier one is linearized first. Swapping them in any valid order keeps it valid.
-3. A completed op that never changes the state (a read) and is legal now is placed without branching:
-   moving it earlier, to a point inside its interval with the same state, keeps any valid order valid.
-4. Within a run of calls with no return between them, reads are tried first.
-5. Subsumption: a configuration with the same completed ops and state as one already explored, but one
-   more info op applied, cannot succeed where that one failed (every continuation of it is also a
-   continuation of the other, which still has the info op available and need never apply it).
-6. Info ops just in time: an info op X is placed only right before an op Y that needs it. If Y were
-   legal without X and is a read, Y then X is as good (an info op has no return, so nothing forces X
-   before Y); if Y overwrites the state (a write, a successful CAS, a lock grant), X need not happen at
-   all. So after placing X the next op must be illegal in the state before X; the memo key holds that
-   state. This is what makes Jepsen's etcd histories, full of timed-out writes, cheap.
-
-A time limit and a bound on remembered configurations make a search that explodes end with ``unknown``
-and its cause instead of hanging or exhausting memory.
+A time limit and a memory budget (by default a quarter of the memory available when the check starts)
+make a search that explodes end with ``unknown`` and its cause instead of hanging or exhausting memory.
 """
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from bisect import bisect_left
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from splitbrain.checkers import progress
+from splitbrain.checkers.budget import default_max_memory
 from splitbrain.checkers.result import Result, merge_validity
-from splitbrain.histories.history import History, Operation, hashable
+from splitbrain.checkers.wgl import PartitionOutcome, PythonSearch, SearchAborted
+from splitbrain.histories.history import History, Operation
 
-DEFAULT_MAX_CONFIGS = 20_000_000
+DEFAULT_MAX_CONFIGS = None  # no bound on the count: the memory budget bounds the search
+ENGINES = ("auto", "native", "python")
+
+# Step budgets of the rounds that interleave partitions: the first round's, and the largest slice any
+# round gives a partition at once (time limits are checked between slices).
+FIRST_ROUND_STEPS = 4096
+MAX_SLICE_STEPS = {"native": 1 << 22, "python": 1 << 16}
 PREFIX_STATES_KEPT = 64  # the failure's last placed ops, each with the state after it (Porcupine's view)
-_CHECK_EVERY = 1 << 14
 
 
-class SearchAborted(Exception):
-    def __init__(self, cause: str) -> None:
-        self.cause = cause
-        super().__init__(cause)
+def _may_have_happened(operations: Sequence[Operation]) -> list[Operation]:
+    return [op for op in operations if (c := op.completion) is None or c.type != "fail"]
 
 
-@dataclass
-class _Failure:
-    """The deepest dead ends the search reached: linearized prefixes, state, and the blocking op."""
-
-    depth: int = -1
-    ends: list[tuple[tuple[int, ...], int, int]] = field(default_factory=list)  # (prefix, state id, op)
+def completed_or_pending(history: History) -> list[Operation]:
+    """Client operations that may have happened: every one but those that failed."""
+    return _may_have_happened(history.operations())
 
 
-@dataclass
-class PartitionOutcome:
-    valid: Any
-    ops: list[Operation]
-    configs: int
-    states: list[Any]
-    failure: _Failure | None = None
-    cause: str | None = None
-    label: Any = None
-    steps: int = 0
-    model: Any = None  # the model this partition was searched with (a per-key submodel, or the model)
+def _prepared(operations: Sequence[Operation], model: Any) -> list[Operation]:
+    prepare = getattr(model, "prepare", None)  # getattr, not isinstance: protocol checks are slow
+    ops = _may_have_happened(operations)
+    if prepare is None:
+        return ops
+    return [p for op in ops if (p := prepare(op)) is not None]
 
 
 def prepared_operations(history: History, model: Any) -> list[Operation]:
     """Client operations the model must explain: failed ops dropped, model.prepare applied."""
-    prepare = getattr(model, "prepare", None)  # getattr, not isinstance: protocol checks are slow
-    out = []
-    for op in history.operations():
-        if op.type == "fail":
-            continue
-        if prepare is not None:
-            op = prepare(op)
-            if op is None:
+    return _prepared(history.operations(), model)
+
+
+def partitions(history: History, model: Any) -> list[tuple[Sequence[Operation], Any]]:
+    """The independent parts of a history (P-compositionality), each with its model."""
+    split = getattr(model, "split", None)
+    if split is not None:
+        return split(history)
+    partition = getattr(model, "partition", None)
+    if partition is None:
+        return [(history.operations(), model)]
+    submodel = getattr(model, "submodel", None)
+    return [(part.operations(), submodel(part) if submodel is not None else model) for part in partition(history)]
+
+
+def native_engine_available() -> bool:
+    try:
+        from splitbrain.checkers import wgl_native  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _engine(engine: str, prune: bool) -> str:
+    if engine not in ENGINES:
+        raise ValueError(f"unknown search engine {engine!r}; expected one of {', '.join(ENGINES)}")
+    if engine == "python" or not prune:
+        return "python"
+    if engine == "native" or native_engine_available():
+        return "native"
+    return "python"
+
+
+def _partition_search(operations: Sequence[Operation], model: Any, engine: str, max_configs: int | None,
+                      max_memory: int, prune: bool) -> Any:
+    if engine == "native":
+        from splitbrain.checkers.wgl_native import NativeSearch
+
+        return NativeSearch(operations, model, max_configs=max_configs, max_memory=max_memory)
+    return PythonSearch(_prepared(operations, model), model, max_configs=max_configs, max_memory=max_memory,
+                        prune=prune)
+
+
+class _Totals:
+    """Steps and configurations of every partition searched (for the result's details)."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+        self.configs = 0
+
+    def add(self, search: Any) -> None:
+        self.steps += search.steps
+        self.configs += search.configs
+
+
+def _decide(parts: list[Callable[[], Any]], outcomes: list[PartitionOutcome | None], engine: str,
+            deadline: float | None, max_memory: int) -> _Totals:
+    """Run the partitions' searches side by side with doubling budgets until each is decided, one is
+    invalid, the time is up, or their memory passes ``max_memory`` (the largest one is then stopped).
+
+    ``parts`` make the searches, in the first round, one by one: the parts after an invalid one found in
+    that round are never even prepared. A decided search is dropped at once (its tables freed)."""
+    totals = _Totals()
+    budget = FIRST_ROUND_STEPS
+    alive: list[tuple[int, Any]] = list(enumerate(parts))
+    max_slice = MAX_SLICE_STEPS[engine]
+    first_round = True
+    decided = decided_ops = 0
+    while alive:
+        still = []
+        for slot, search in alive:
+            if first_round:
+                progress.report("partitions", decided, len(parts), decided_ops)
+                search = search()
+            given = 0
+            outcome = None
+            while outcome is None and given < budget:
+                if deadline is not None and time.monotonic() > deadline:
+                    outcome = PartitionOutcome("unknown", search.ops, search.configs, [], steps=search.steps,
+                                               cause="time limit reached")
+                    break
+                slice_steps = min(budget - given, max_slice)
+                try:
+                    outcome = search.run(slice_steps)
+                except SearchAborted as e:
+                    outcome = PartitionOutcome("unknown", search.ops, search.configs, [], cause=e.cause,
+                                               steps=search.steps)
+                given += slice_steps
+            if outcome is not None:
+                outcome.model = getattr(search, "model", None)
+                outcomes[slot] = outcome
+                totals.add(search)
+                decided += 1
+                decided_ops += len(search.ops)
+                progress.report("partitions", decided, len(parts), decided_ops)
+                if outcome.valid is False:
+                    for _, other in still:
+                        totals.add(other)
+                    return totals  # one invalid partition decides the verdict
                 continue
-        out.append(op)
-    return out
-
-
-_SCALARS = (int, str, float, bool, type(None))
-
-
-def _identity(op: Operation, ok: bool) -> Any:
-    arg = op.invoke.value
-    result = op.completion.value if ok else None  # type: ignore[union-attr]
-    return (op.f, arg if type(arg) in _SCALARS else hashable(arg),
-            result if type(result) in _SCALARS else hashable(result), ok)
-
-
-_DOMINATOR_WINDOW = 8  # earlier identical ops looked at per op: any subset of the constraints is sound
-
-
-def _dominators(ops: Sequence[Operation], ok: Sequence[bool], calls: Sequence[int], rets: Sequence[float]) -> list[int]:
-    """Per op, the bit mask of identical ops whose call and return both come earlier (pruning 2)."""
-    classes: dict[Any, list[int]] = {}
-    for i, op in enumerate(ops):
-        classes.setdefault(_identity(op, ok[i]), []).append(i)
-    dom = [0] * len(ops)
-    for members in classes.values():
-        if len(members) < 2:
-            continue
-        members.sort(key=calls.__getitem__)
-        for pos in range(1, len(members)):
-            b = members[pos]
-            rb = rets[b]
-            mask = 0
-            for a in members[max(0, pos - _DOMINATOR_WINDOW):pos]:
-                if rets[a] < rb or rets[a] == rb == _NEVER:
-                    mask |= 1 << a
-            dom[b] = mask
-    return dom
-
-
-_NEVER = float("inf")
-
-
-# Steps per op (plus a constant) the first attempt may take; None: no first attempt (tests use it to
-# exercise the symmetry masks on small histories too).
-FIRST_ATTEMPT_STEPS: tuple[int, int] | None = (8, 64)
-
-
-class _StepBudget(Exception):
-    """The cheap first attempt (without symmetry masks) did not decide within its budget."""
-
-
-def search(ops: list[Operation], model: Any, *, deadline: float | None = None,
-           max_configs: int = DEFAULT_MAX_CONFIGS, prune: bool = True) -> PartitionOutcome:
-    """Is there a linearization of ``ops`` (one partition) under ``model``?
-
-    ``prune=False`` turns prunings 2-6 off (the baseline the benchmark compares against). Most histories
-    are decided in a few steps per op, where computing the symmetry masks (pruning 2) costs more than it
-    saves: a first attempt goes without them, and only a search that needs more steps starts over with them.
-    """
-    if prune and FIRST_ATTEMPT_STEPS is not None:
-        per_op, base = FIRST_ATTEMPT_STEPS
-        try:
-            return _search(ops, model, deadline, max_configs, prune, symmetry=False,
-                           step_budget=per_op * len(ops) + base)
-        except _StepBudget:
-            pass
-    return _search(ops, model, deadline, max_configs, prune, symmetry=prune, step_budget=-1)
-
-
-def _search(ops: list[Operation], model: Any, deadline: float | None, max_configs: int, prune: bool, *,
-            symmetry: bool, step_budget: int) -> PartitionOutcome:
-    n = len(ops)
-    ok = [op.type == "ok" for op in ops]
-    calls = [op.call for op in ops]
-    rets: list[float] = [op.ret if ok[i] else _NEVER for i, op in enumerate(ops)]  # type: ignore[misc]
-    n_ok = sum(ok)
-    states: list[Any] = [model.init()]
-    if n_ok == 0:
-        return PartitionOutcome(True, ops, 0, states)
-    info = [not x for x in ok]
-    read_only = getattr(model, "read_only", None) if prune else None
-    forced = [ok[i] and read_only is not None and read_only(op) for i, op in enumerate(ops)]
-    dom = _dominators(ops, ok, calls, rets) if symmetry else [0] * n
-    bits = [1 << i for i in range(n)]
-    # Pruning 6: ops that never need an info op placed just before them (reads, and ops whose result
-    # does not depend on the state they find: writes, successful CAS).
-    overwrites = getattr(model, "overwrites", None) if prune else None
-    needs_nothing = [bool((read_only is not None and read_only(op)) or (overwrites is not None and overwrites(op)))
-                     for op in ops]
-
-    # Events in history order; a run of calls with no return in between lists reads first (pruning 4).
-    events: list[tuple[int, int]] = []
-    for i in range(n):
-        events.append((calls[i], i))
-        if ok[i]:
-            events.append((rets[i], n + i))  # type: ignore[arg-type]
-    events.sort()
-    order: list[int] = []
-    run: list[int] = []
-    for _, node in events:
-        if node < n:
-            run.append(node)
-            continue
-        run.sort(key=lambda i: not forced[i])
-        order.extend(run)
-        run = []
-        order.append(node)
-    order.extend(run)
-
-    head, tail = 2 * n, 2 * n + 1
-    nxt = [tail] * (2 * n + 2)
-    prv = [head] * (2 * n + 2)
-    prev_node = head
-    for node in order:
-        nxt[prev_node] = node
-        prv[node] = prev_node
-        prev_node = node
-    nxt[prev_node] = tail
-    prv[tail] = prev_node
-
-    sid_of: dict[Any, int] = {states[0]: 0}
-    table: dict[int, int] = {}
-    step = model.step
-
-    def next_state(sid: int, i: int) -> int:
-        legal, new = step(states[sid], ops[i])
-        if not legal:
-            return -1
-        new_id = sid_of.get(new)
-        if new_id is None:
-            new_id = sid_of[new] = len(states)
-            if new_id >= state_bits - 1:
-                raise SearchAborted(f"more than {state_bits - 2:,} distinct model states")
-            states.append(new)
-        return new_id
-
-    info_mask = sum(bits[i] for i in range(n) if info[i]) if prune else 0
-    cache: set[int] = set()
-    n_configs = 0
-    stack: list[int] = []
-    saved: list[int] = []
-    saved_after: list[int] = []
-    # after_info: the state before the last placed op when that op was an info op, else -1. The next op
-    # must then be one that needed it (pruning 6); configurations differ by it, so the memo key holds it.
-    after_info = -1
-    state_bits = 1 << 24
-    failure = _Failure()
-    lin = 0
-    sid = 0
-    n_done = 0
-    node = nxt[head]
-    steps = 0
-    while True:
-        steps += 1
-        if steps == step_budget:
-            raise _StepBudget
-        if steps & (_CHECK_EVERY - 1) == 0:
-            if deadline is not None and time.monotonic() > deadline:
-                raise SearchAborted("time limit reached")
-            if n_configs > max_configs:
-                raise SearchAborted(f"memory bound reached ({max_configs:,} configurations remembered)")
-        if node < n:
-            i = node
-            d = dom[i]
-            if d and lin & d != d:
-                node = nxt[node]
-                continue
-            if after_info >= 0 and needs_nothing[i]:
-                k = after_info * n + i
-                before = table.get(k)
-                if before is None:
-                    before = table[k] = next_state(after_info, i)
-                if before >= 0:  # legal without the info op just placed: that op was not needed here
-                    node = nxt[node]
-                    continue
-            k = sid * n + i
-            ns = table.get(k)
-            if ns is None:
-                ns = table[k] = next_state(sid, i)
-            if ns >= 0 and not (ns == sid and info[i]):
-                newlin = lin | bits[i]
-                new_after = sid if info[i] else -1
-                base = ((new_after + 1) * state_bits + ns) << n
-                key = base | newlin
-                if key in cache:
-                    fresh = False
-                else:
-                    # Subsumption (pruning 5): the same completed ops and state, but one applied info op
-                    # fewer, was explored already: having that op still available is never worse.
-                    fresh = True
-                    applied_info = newlin & info_mask
-                    while applied_info:
-                        b = applied_info & -applied_info
-                        if (base | (newlin ^ b)) in cache:
-                            fresh = False
-                            break
-                        applied_info ^= b
-                    cache.add(key)
-                if fresh:
-                    n_configs += 1
-                    stack.append(i)
-                    saved.append(sid)
-                    saved_after.append(after_info)
-                    lin = newlin
-                    sid = ns
-                    after_info = new_after
-                    # lift the op's events out of the list
-                    p, q = prv[i], nxt[i]
-                    nxt[p] = q
-                    prv[q] = p
-                    if ok[i]:
-                        r = n + i
-                        p, q = prv[r], nxt[r]
-                        nxt[p] = q
-                        prv[q] = p
-                        n_done += 1
-                        if n_done == n_ok:
-                            return PartitionOutcome(True, ops, n_configs, states, steps=steps)
-                    node = nxt[head]
-                    continue
-                if not forced[i]:
-                    node = nxt[node]
-                    continue
-                # A forced placement whose configuration failed before: this one fails too.
-            else:
-                node = nxt[node]
-                continue
-        else:
-            depth = len(stack)
-            if depth >= failure.depth:
-                if depth > failure.depth:
-                    failure.depth = depth
-                    failure.ends = []
-                if len(failure.ends) < 16:
-                    failure.ends.append((tuple(stack), sid, node - n))
-        # backtrack: undo forced placements, then the last real choice, and try the next call after it
-        while True:
-            if not stack:
-                return PartitionOutcome(False, ops, n_configs, states, failure, steps=steps)
-            i = stack.pop()
-            sid = saved.pop()
-            after_info = saved_after.pop()
-            lin ^= bits[i]
-            if ok[i]:
-                r = n + i
-                nxt[prv[r]] = r
-                prv[nxt[r]] = r
-                n_done -= 1
-            nxt[prv[i]] = i
-            prv[nxt[i]] = i
-            if not forced[i]:
-                node = nxt[i]
-                break
+            still.append((slot, search))
+        while still and sum(s.memory for _, s in still) > max_memory:
+            slot, search = max(still, key=lambda x: x[1].memory)
+            outcomes[slot] = PartitionOutcome(
+                "unknown", search.ops, search.configs, [], steps=search.steps,
+                cause=f"memory bound reached ({max_memory >> 20:,} MiB for the search)")
+            totals.add(search)
+            still.remove((slot, search))
+        alive = still
+        budget *= 2
+        first_round = False
+    return totals
 
 
 # -- the public checker ----------------------------------------------------------------------------------
@@ -365,17 +198,28 @@ def op_text(op: Operation) -> str:
     return f"[{op.call}{done}] process {op.process} {op.f}{key}{arg} -> {outcome}"
 
 
+def _call_of(op: Operation) -> int:
+    return op.invoke.index
+
+
 def _prefix_states(outcome: PartitionOutcome, prefix: Sequence[int], model: Any) -> list[list[Any]]:
     """[invoke index, state after it] for the last ``PREFIX_STATES_KEPT`` ops of a linearized prefix,
     replayed from the initial state (every step is legal: the search placed them in this order)."""
-    step = (outcome.model if outcome.model is not None else model).step
-    state = outcome.states[0]
-    after = []
-    for i in prefix:
-        _, state = step(state, outcome.ops[i])
-        after.append(state)
     first = max(0, len(prefix) - PREFIX_STATES_KEPT)
-    return [[outcome.ops[prefix[k]].call, _describe_state(model, after[k])] for k in range(first, len(prefix))]
+    ops, states = outcome.ops, outcome.states
+    sids = outcome.replay(prefix) if outcome.replay is not None else None  # the compiled search's steps
+    if sids is not None and -1 not in sids:
+        shown: dict[int, str] = {}  # a state id is described once
+        texts = [shown.get(sid) or shown.setdefault(sid, _describe_state(model, states[sid])) for sid in sids[first:]]
+    else:
+        step = (outcome.model if outcome.model is not None else model).step
+        state = states[0]
+        after = []
+        for i in prefix:
+            _, state = step(state, ops[i])
+            after.append(state)
+        texts = [_describe_state(model, state) for state in after[first:]]
+    return [[ops[i].invoke.index, text] for i, text in zip(prefix[first:], texts, strict=True)]
 
 
 def _explain(outcome: PartitionOutcome, model: Any) -> tuple[dict[str, Any], str]:
@@ -384,8 +228,9 @@ def _explain(outcome: PartitionOutcome, model: Any) -> tuple[dict[str, Any], str
     ops = outcome.ops
     prefix, sid, blocked = failure.ends[0]
     op = ops[blocked]
-    concurrent = [o for o in ops if o is not op and o.call < op.ret  # type: ignore[operator]
-                  and (o.ret is None or o.ret > op.call)]
+    call = op.call
+    called_before = bisect_left(ops, op.ret, key=_call_of)  # ops are in call order: none after these
+    concurrent = [o for o in ops[:called_before] if o is not op and ((c := o.completion) is None or c.index > call)]
     final_states = []
     for _, s, _ in failure.ends:
         d = _describe_state(model, outcome.states[s])
@@ -414,61 +259,48 @@ def _explain(outcome: PartitionOutcome, model: Any) -> tuple[dict[str, Any], str
 
 
 def check_linearizable(history: History, model: Any, *, time_limit: float | None = None,
-                       max_configs: int = DEFAULT_MAX_CONFIGS, prune: bool = True) -> Result:
-    """Check a history against a model; valid True, False, or "unknown" (time or memory bound)."""
+                       max_configs: int | None = DEFAULT_MAX_CONFIGS, max_memory: int | None = None,
+                       prune: bool = True, engine: str = "auto") -> Result:
+    """Check a history against a model; valid True, False, or "unknown" (time or memory bound).
+
+    ``max_memory`` (bytes) bounds the search's tables (default: a quarter of the available memory);
+    ``max_configs`` also bounds the count of remembered configurations. ``engine`` "native" is the
+    compiled search, "python" the reference (also used for ``prune=False``, the benchmark's baseline).
+    """
     deadline = time.monotonic() + time_limit if time_limit is not None else None
-    partition = getattr(model, "partition", None)
-    parts = partition(history) if partition is not None else [history]
-    submodel = getattr(model, "submodel", None)
-    outcomes: list[PartitionOutcome] = []
-    total_ops = 0
-    for done, part in enumerate(parts):
-        progress.report("partitions", done, len(parts), total_ops)
-        part_model = submodel(part) if submodel is not None else model
-        ops = prepared_operations(part, part_model)
-        total_ops += len(ops)
-        label = ops[0].key if ops and len(parts) > 1 else None
-        try:
-            outcome = search(ops, part_model, deadline=deadline, max_configs=max_configs, prune=prune)
-        except SearchAborted as e:
-            outcome = PartitionOutcome("unknown", ops, 0, [], cause=e.cause)
-        outcome.label = label
-        outcome.model = part_model
-        outcomes.append(outcome)
-        if outcome.valid is False:
-            break  # one invalid partition decides the verdict
-    valid = merge_validity(o.valid for o in outcomes)
+    chosen = _engine(engine, prune)
+    budget = max_memory if max_memory is not None else default_max_memory()
+    parts = partitions(history, model)
+    outcomes: list[PartitionOutcome | None] = [None] * len(parts)
+    totals = _decide([functools.partial(_partition_search, operations, part_model, chosen, max_configs, budget, prune)
+                      for operations, part_model in parts], outcomes, chosen, deadline, budget)
+    decided = [o for o in outcomes if o is not None]
+    if len(parts) > 1:
+        for o in decided:
+            o.label = o.ops[0].key if o.ops else None
+    valid = merge_validity(o.valid for o in decided) if len(decided) == len(parts) or \
+        any(o.valid is False for o in decided) else "unknown"
     details: dict[str, Any] = {
         "model": getattr(model, "name", type(model).__name__),
         "partitions": len(parts),
-        "ops": total_ops,
-        "configs": sum(o.configs for o in outcomes),
-        "steps": sum(o.steps for o in outcomes),
+        "ops": sum(len(o.ops) for o in decided),
+        "configs": totals.configs,
+        "steps": totals.steps,
+        "engine": chosen,
     }
     explanation = ""
     if valid is False:
-        bad = next(o for o in outcomes if o.valid is False)
+        bad = next(o for o in decided if o.valid is False)
         detail, explanation = _explain(bad, model)
         if bad.label is not None:
             detail["key"] = bad.label
             explanation = f"key {bad.label!r}: " + explanation
         details["failure"] = detail
     elif valid == "unknown":
-        causes = sorted({o.cause for o in outcomes if o.cause})
+        causes = sorted({o.cause for o in decided if o.cause})
         details["cause"] = "; ".join(causes)
         explanation = "search stopped before a verdict: " + details["cause"]
         if time_limit is not None and "time" in details["cause"]:
             explanation += f" ({time_limit:g} s)"
     return Result(valid, details, explanation)
 
-
-class LinearizableChecker:
-    """The Checker protocol around check_linearizable: ``opts`` may set time_limit and max_configs."""
-
-    def __init__(self, model: Any, *, time_limit: float | None = None) -> None:
-        self.model = model
-        self.time_limit = time_limit
-
-    def check(self, test: Any, history: History, opts: Any) -> Result:
-        return check_linearizable(history, self.model, time_limit=opts.get("time_limit", self.time_limit),
-                                  max_configs=opts.get("max_configs", DEFAULT_MAX_CONFIGS))

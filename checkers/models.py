@@ -9,9 +9,13 @@ sees them. Indeterminate operations (``info``) are stepped with their invocation
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from splitbrain.checkers.model import ACQUIRE, APPEND, CAS, READ, RELEASE, WRITE, CompiledOps
 from splitbrain.histories.history import History, Operation, hashable
+
+_SCALARS = frozenset((int, str, float, bool, type(None)))
 
 # f names accepted per register-like operation (Jepsen's and Porcupine's spellings).
 _READ = frozenset(("read", "get", "r"))
@@ -77,6 +81,19 @@ class Register:
         if append:
             allowed |= _APPEND
         self._allowed = frozenset(allowed)
+        kinds = {f: READ for f in _READ} | {f: WRITE for f in _WRITE}
+        kinds |= {f: CAS for f in _CAS} if cas else {}
+        kinds |= {f: APPEND for f in _APPEND} if append else {}
+        self._kinds = kinds
+
+    def native_kinds(self) -> tuple[dict[str, int], bool] | None:
+        """What the compiled search needs to do ``compile`` itself (checkers/_wgl.c register_ops): the op
+        kind of each f this model knows, and whether a nil read constrains nothing. None for a subclass
+        with rules of its own (its ``compile`` decides)."""
+        cls = type(self)
+        if (cls.compile, cls.prepare, cls.step) != (Register.compile, Register.prepare, Register.step):
+            return None
+        return self._kinds, self.nil_reads_unknown
 
     def init(self) -> Any:
         return self.initial
@@ -99,6 +116,48 @@ class Register:
     def overwrites(self, op: Operation) -> bool:
         """The state after the op does not depend on the state before it (whenever the op is legal)."""
         return op.f in _WRITE or op.f in _CAS
+
+    def compile(self, operations: Sequence[Operation], intern: Callable[[Any], int]) -> CompiledOps:
+        """prepare and the op kinds in one pass (on small histories this loop is most of the check)."""
+        ops: list[Operation] = []
+        kinds: list[int] = []
+        a1: list[int] = []
+        a2: list[int] = []
+        allowed = self._allowed
+        nil_reads_unknown = self.nil_reads_unknown
+        scalars = _SCALARS
+        for op in operations:
+            completion = op.completion
+            invoke = op.invoke
+            f = invoke.f
+            if f not in allowed:
+                raise _unknown_f(self.name, op, ", ".join(sorted(allowed)))
+            if f in _READ:
+                if completion is None or completion.type != "ok":
+                    continue  # an indeterminate read constrains nothing
+                v = completion.value
+                if v is None and nil_reads_unknown:
+                    continue
+                kinds.append(READ)
+                a1.append(intern(v if type(v) in scalars else hashable(v)))
+                a2.append(0)
+            elif f in _WRITE:
+                v = invoke.value
+                kinds.append(WRITE)
+                a1.append(intern(v if type(v) in scalars else hashable(v)))
+                a2.append(0)
+            elif f in _CAS:
+                old, new = _cas_args(op)
+                kinds.append(CAS)
+                a1.append(intern(old))
+                a2.append(intern(new))
+            else:  # append
+                v = invoke.value
+                kinds.append(APPEND)
+                a1.append(intern(v if type(v) in scalars else hashable(v)))
+                a2.append(0)
+            ops.append(op)
+        return CompiledOps(ops, kinds, a1, a2)
 
     def step(self, state: Any, op: Operation) -> tuple[bool, Any]:
         invoke = op.invoke
@@ -136,10 +195,27 @@ class KeyValue(Register):
 
     def submodel(self, sub: History) -> KeyValue:
         """The model of one key's sub-history (with that key's initial value)."""
-        m = KeyValue(self.per_key if self.per_key is not None else self.initial,
-                     nil_reads="unknown" if self.nil_reads_unknown else "value")
         ops = sub.operations()
-        m._key = ops[0].key if ops else None
+        return self._of_key(ops[0].key if ops else None)
+
+    def split(self, history: History) -> list[tuple[list[Operation], KeyValue]]:
+        """The operations per key, each with its key's model (partition + submodel, without sub-histories)."""
+        groups: dict[Any, list[Operation]] = {}
+        scalars = _SCALARS
+        for op in history.operations():
+            k = op.invoke.key
+            if type(k) not in scalars:
+                k = hashable(k)
+            group = groups.get(k)
+            if group is None:
+                group = groups[k] = []
+            group.append(op)
+        return [(ops, self._of_key(ops[0].invoke.key)) for ops in groups.values()]
+
+    def _of_key(self, key: Any) -> KeyValue:
+        m = object.__new__(KeyValue)  # the same rules (a copy); only the key, so its initial value, differs
+        m.__dict__.update(self.__dict__)
+        m._key = key
         return m
 
     def init(self) -> Any:
@@ -242,6 +318,20 @@ class Mutex:
 
     def overwrites(self, op: Operation) -> bool:
         return True  # acquire leaves the owner, release leaves it free: never what it found
+
+    def compile(self, operations: Sequence[Operation], intern: Callable[[Any], int]) -> CompiledOps:
+        ops = [self.prepare(op) for op in operations]  # type: ignore[misc]
+        free = intern(None)
+        kinds, a1 = [], []
+        for op in ops:
+            owner = self._owner(op)
+            if op.f == "acquire":
+                kinds.append(ACQUIRE)
+                a1.append(intern(owner))
+            else:
+                kinds.append(RELEASE)
+                a1.append(-1 if owner is True else intern(owner))
+        return CompiledOps(ops, kinds, a1, [free] * len(ops))
 
     def step(self, state: Any, op: Operation) -> tuple[bool, Any]:
         owner = self._owner(op)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from splitbrain.histories.history import History
@@ -22,14 +21,28 @@ def merge_validity(values: Iterable[Validity]) -> Validity:
     return worst
 
 
-@dataclass
 class Result:
     """``valid`` is True, False or "unknown"; ``details`` is JSON-serializable; ``explanation`` is text
-    a person can act on (empty when valid)."""
+    a person can act on (empty when valid).
 
-    valid: Validity
-    details: dict[str, Any] = field(default_factory=dict)
-    explanation: str = ""
+    (A plain class, not a dataclass: importing dataclasses is a tenth of a `splitbrain check`.)"""
+
+    __slots__ = ("valid", "details", "explanation")
+
+    def __init__(self, valid: Validity, details: dict[str, Any] | None = None, explanation: str = "") -> None:
+        self.valid = valid
+        self.details = {} if details is None else details
+        self.explanation = explanation
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Result):
+            return NotImplemented
+        return (self.valid, self.details, self.explanation) == (other.valid, other.details, other.explanation)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as the dataclass was
+
+    def __repr__(self) -> str:
+        return f"Result(valid={self.valid!r}, details={self.details!r}, explanation={self.explanation!r})"
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"valid": self.valid}

@@ -554,11 +554,13 @@ COMMANDS: list[Callable[[Any], None]] = [_add_check, _add_run, _add_sim, _add_an
                                          _add_targets, _add_images, _add_report, _add_serve, _add_test_all]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; for ``check`` only its own sub-parser, so checking a file imports none of the run
+    machinery (a whole `splitbrain check` of a small file stays near Python's start-up time)."""
     parser = _Parser(prog="splitbrain", description="Jepsen-style fault injection and history checking.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for add in COMMANDS:
+    for add in [_add_check] if command == "check" else COMMANDS:
         add(sub)
     return parser
 
@@ -567,7 +569,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     try:
-        args = build_parser().parse_args(argv)
+        command = next((a for a in argv if not a.startswith("-")), None)
+        args = build_parser(command).parse_args(argv)
         if not getattr(args, "run", None):
             build_parser().print_help()
             return EXIT_BAD_INPUT

@@ -34,16 +34,23 @@ OpDict = dict[str, Any]
 
 class Context(NamedTuple):
     """What a generator may look at: the time, which workers are free, the run's random source.
-    (A named tuple: the interpreter makes one per event.)"""
+    (A named tuple: the interpreter makes one per event.) ``prefer``: the free worker asking, which
+    ``free_clients`` lists first, so that a worker whose op just completed runs the next one itself."""
 
     time: int
     free: frozenset[Any]
     workers: tuple[Any, ...]
     rng: random.Random
+    prefer: Any = None
 
     @property
     def free_clients(self) -> list[Any]:
-        return sorted(t for t in self.free if t != NEMESIS_THREAD)
+        clients = sorted(t for t in self.free if t != NEMESIS_THREAD)
+        prefer = self.prefer
+        if prefer is not None and prefer != NEMESIS_THREAD and prefer in self.free and clients[0] != prefer:
+            clients.remove(prefer)
+            clients.insert(0, prefer)
+        return clients
 
     @property
     def all_idle(self) -> bool:

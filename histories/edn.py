@@ -398,8 +398,102 @@ def _describe(value: Any) -> str:
     return f"{type(value).__name__} {value!r}"
 
 
+FAST_PATH = True  # tests turn it off to compare with the general reader
+
+# -- the fast path: histories whose every line is one flat op map ----------------------------------------
+# Jepsen, Knossos and Porcupine write histories as one op map per line, inside one vector or not, with
+# values that are nil, integers, keywords, plain strings or vectors of those. Such a text is read line by
+# line with regexes; anything else (a comment after a map, nesting, escapes, tags, two maps on a line)
+# sends the whole text to the general reader above. Both give the same ops (tests/unit/test_edn.py).
+_FAST_ATOM = r'(?:nil|true|false|-?(?:0|[1-9][0-9]*)|:[A-Za-z_*!?][\w*!?<>=+.\-]*|"[^"\\\n]*")'
+_FAST_VALUE = rf"(?:{_FAST_ATOM}|\[[ ,]*(?:{_FAST_ATOM}(?:[ ,]+{_FAST_ATOM})*)?[ ,]*\])"  # separators between
+_FAST_PAIR_TEXT = rf":[A-Za-z_][\w\-]* {_FAST_VALUE}"
+_FAST_PAIR = re.compile(rf":([A-Za-z_][\w\-]*) ({_FAST_VALUE})")
+_FAST_MAP_LINE = re.compile(
+    rf"[ \t]*(\[?)[ \t]*\{{((?:{_FAST_PAIR_TEXT}(?:(?:, ?| ){_FAST_PAIR_TEXT})*)?)\}}[ \t]*(\]?)[ \t]*\r?")
+_FAST_ELEMENT = re.compile(_FAST_ATOM)
+# Jepsen's own order of the fields, the most common line of all, in one match without a dict.
+_FAST_JEPSEN_LINE = re.compile(
+    rf"[ \t]*(\[?)[ \t]*\{{:process (-?(?:0|[1-9][0-9]*)), :type :(invoke|ok|fail|info), :f :([A-Za-z_*!?][\w*!?<>=+.\-]*)"
+    rf'(?:, :key ("[^"\\\n]*"|-?(?:0|[1-9][0-9]*)))?, :value ({_FAST_VALUE})\}}[ \t]*(\]?)[ \t]*\r?')
+
+
+def _fast_value(text: str) -> Any:
+    if text[0] == "[":
+        return [_fast_atom(t) for t in _FAST_ELEMENT.findall(text)]
+    return _fast_atom(text)
+
+
+def _fast_atom(text: str) -> Any:
+    if text[0] == '"':
+        return text[1:-1]
+    value = _ATOM_CACHE.get(text, _ATOM_CACHE)
+    if value is _ATOM_CACHE:
+        value = _atom_value(text)
+        if len(_ATOM_CACHE) < _ATOM_CACHE_LIMIT:
+            _ATOM_CACHE[text] = value
+    return value
+
+
+def _fast_history(text: str, file: str | None) -> History | None:
+    """The history when every non-blank line (but comment lines) is one flat op map, else None."""
+    ops: list[Op] = []
+    op_lines: list[int] = []
+    opened = closed = False
+    match_line = _FAST_MAP_LINE.fullmatch
+    match_jepsen = _FAST_JEPSEN_LINE.fullmatch
+    pairs = _FAST_PAIR.findall
+    cache = _ATOM_CACHE
+    for lineno, line in enumerate(text.split("\n"), start=1):
+        j = match_jepsen(line)
+        if j is not None:
+            opener, p, t, f, key, value, closer = j.groups()
+            if closed or (opener and ops) or (closer and not opener and not opened):
+                return None
+            opened = opened or bool(opener)
+            closed = bool(closer)
+            v = _fast_value(value) if value[0] == "[" else cache.get(value) if value in cache else _fast_atom(value)
+            k = None if key is None else key[1:-1] if key[0] == '"' else int(key)
+            ops.append(Op(len(ops), t, int(p), f, v, k, -1, None, None))
+            op_lines.append(lineno)
+            continue
+        m = match_line(line)
+        if m is None:
+            stripped = line.strip()
+            if not stripped or stripped[0] == ";":
+                continue
+            return None
+        opener, body, closer = m.groups()
+        if closed or (opener and ops) or (closer and not opener and not opened):
+            return None
+        if opener:
+            opened = True
+        if closer:
+            closed = True
+        found = pairs(body)
+        record = {k: _fast_value(v) if v[0] == "[" else cache.get(v) if v in cache else _fast_atom(v) for k, v in found}
+        if len(record) != len(found):
+            return None  # a key twice: the general reader reports it
+        t, p, f = record.get("type"), record.get("process"), record.get("f")
+        if t in OP_TYPES and type(p) is int and type(f) is str and not ("index" in record or "time" in record
+                                                                      or "node" in record):
+            ops.append(Op(len(ops), t, p, f, record.get("value"), record.get("key"), -1, None, record.get("error")))
+        else:  # the other fields, as the general reader has them
+            try:
+                ops.append(_op_from_map(record, len(ops), file, lineno))
+            except HistoryFormatError:
+                return None  # the general reader reports the first error of the whole text
+        op_lines.append(lineno)
+    if opened and not closed:
+        return None
+    return History(ops, source=file, lines=op_lines)
+
+
 def history_from_edn_text(text: str, file: str | None = None) -> History:
     """Parse a Jepsen EDN history: one top-level vector/list of op maps, or a stream of op maps."""
+    fast = _fast_history(text, file) if FAST_PATH else None
+    if fast is not None:
+        return fast
     lines = _LineIndex(text, 1)
     ops: list[Op] = []
     op_lines: list[int] = []

@@ -12,12 +12,10 @@ import json
 import os
 import select
 import stat
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from typing import Any
 
-from splitbrain.histories.edn import read_edn_history, write_edn_history
 from splitbrain.histories.errors import HistoryFormatError
 from splitbrain.histories.history import History
 from splitbrain.histories.jepsen_log import is_op_line, read_jepsen_log
@@ -27,9 +25,15 @@ from splitbrain.histories.op import Op
 FORMATS = ("jsonl", "edn", "jepsen-log")
 WRITABLE_FORMATS = ("jsonl", "edn")
 
+def _read_edn(path: str) -> History:
+    from splitbrain.histories.edn import read_edn_history  # imported when needed: most checks read no EDN
+
+    return read_edn_history(path)
+
+
 _READERS: dict[str, Callable[[str], History]] = {
     "jsonl": read_jsonl,
-    "edn": read_edn_history,
+    "edn": _read_edn,
     "jepsen-log": read_jepsen_log,
 }
 _EDN_STARTS = ("[", "(", "{", ";", "#")
@@ -121,6 +125,8 @@ def _regular_file(path: str) -> Iterator[str]:
     if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
         yield path
         return
+    import tempfile
+
     data = _read_special(path, mode)
     with tempfile.NamedTemporaryFile(prefix="splitbrain-history-") as tmp:
         tmp.write(data)
@@ -194,6 +200,8 @@ def save_history(history: History | list[Op], path: str, format: str) -> None:
     Fraction), is refused with ValueError rather than written as something else.
     """
     if format == "edn":
+        from splitbrain.histories.edn import write_edn_history
+
         write_edn_history(history, path)
     elif format == "jsonl":
         write_jsonl([_json_op(op, position) for position, op in enumerate(history)], path)

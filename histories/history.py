@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from splitbrain.histories.errors import HistoryFormatError
 from splitbrain.histories.op import Op
 
 
-@dataclass(frozen=True, slots=True)
-class Operation:
-    """An invocation paired with its completion.
+class Operation(NamedTuple):
+    """An invocation paired with its completion (immutable; a named tuple: one is made per operation).
 
     ``completion`` is None when the process never completed it (it crashed, or the history ends first):
     such an operation is indeterminate, exactly like an ``info`` completion.
@@ -94,36 +92,36 @@ class History(Sequence[Op]):
         return HistoryFormatError(self.source, self.line_of(position), message)
 
     def _pair(self) -> tuple[Operation, ...]:
-        open_: dict[Any, tuple[int, Op]] = {}
+        open_: dict[Any, tuple[int, Op, int]] = {}  # process -> (position, invocation, slot in result)
         result: list[Operation | None] = []
-        slot_of: dict[Any, int] = {}
         last_index = None
         for pos, op in enumerate(self._ops):
-            if last_index is not None and op.index <= last_index:
-                raise self._error(pos, f"op index {op.index} is not greater than the previous {last_index}")
-            last_index = op.index
-            if not op.is_client:
+            index, type_, process = op.index, op.type, op.process
+            if last_index is not None and index <= last_index:
+                raise self._error(pos, f"op index {index} is not greater than the previous {last_index}")
+            last_index = index
+            if type(process) is not int and not op.is_client:  # the common case first: a plain int
                 continue
-            if op.type == "invoke":
-                if op.process in open_:
-                    prev_pos, _ = open_[op.process]
+            if type_ == "invoke":
+                if process in open_:
+                    prev_pos = open_[process][0]
                     where = self.line_of(prev_pos)
                     at = f"line {where}" if where is not None else f"index {self._ops[prev_pos].index}"
                     raise self._error(
-                        pos, f"process {op.process} invokes {op.f!r} while its invocation at {at} is still open"
+                        pos, f"process {process} invokes {op.f!r} while its invocation at {at} is still open"
                     )
-                open_[op.process] = (pos, op)
-                slot_of[op.process] = len(result)
+                open_[process] = (pos, op, len(result))
                 result.append(None)
             else:
-                if op.process not in open_:
-                    raise self._error(pos, f"{op.type} completion of {op.f!r} by process {op.process} has no open invocation")
-                _, inv = open_.pop(op.process)
+                opened = open_.pop(process, None)
+                if opened is None:
+                    raise self._error(pos, f"{type_} completion of {op.f!r} by process {process} has no open invocation")
+                _, inv, slot = opened
                 if inv.f != op.f:
-                    raise self._error(pos, f"{op.type} completion of {op.f!r} by process {op.process} does not match its open invocation of {inv.f!r}")
-                result[slot_of.pop(op.process)] = Operation(inv, op)
-        for process, (_, inv) in open_.items():
-            result[slot_of[process]] = Operation(inv, None)
+                    raise self._error(pos, f"{type_} completion of {op.f!r} by process {process} does not match its open invocation of {inv.f!r}")
+                result[slot] = Operation(inv, op)
+        for _, inv, slot in open_.values():
+            result[slot] = Operation(inv, None)
         return tuple(r for r in result if r is not None)
 
     # -- views ----------------------------------------------------------------------------------------

@@ -15,7 +15,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from splitbrain.histories.edn import parse_edn_prefix
 from splitbrain.histories.errors import HistoryFormatError
 from splitbrain.histories.history import History
 from splitbrain.histories.op import OP_TYPES, Op
@@ -23,6 +22,13 @@ from splitbrain.histories.op import OP_TYPES, Op
 # "jepsen.util - " (log4j style) or "jepsen.util: " (logback style), then a process and a :type. A line
 # that gets this far is an op line: anything wrong after it is an error, not other log output.
 OP_LINE = re.compile(r"\bjepsen\.util(?:\s+-|:)\s+(?P<process>-?\d+|:[^\s:][^\s]*)\s+(?P<type>:[^\s]*)(?P<rest>.*)$")
+
+# The lines nearly every log is made of, read by one regex (the EDN reader takes the rest): a process, a
+# type, an :f keyword, and nil, an integer, a pair of integers or :timed-out, nothing after it.
+_INT = r"-?(?:0|[1-9][0-9]*)"
+FAST_LINE = re.compile(
+    rf"\bjepsen\.util(?:\s+-|:)\s+({_INT})\s+:(invoke|ok|fail|info)\s+:([A-Za-z_*!?][\w*!?<>=+.\-]*)\s+"
+    rf"(?:(nil)|({_INT})|\[({_INT})[\s,]+({_INT})\]|(:timed-out))[ \t]*$")
 
 _SIMPLE_F = re.compile(r"\s+:([A-Za-z_*!?][\w*!?<>=+.\-]*)(?=\s|$)")
 _TIMED_OUT = ":timed-out"
@@ -35,6 +41,12 @@ def is_op_line(line: str) -> bool:
 
 def _process_of(token: str) -> int | str:
     return int(token) if token[0] != ":" else token[1:]
+
+
+def parse_edn_prefix(text: str, file: str | None, line: int) -> Any:
+    from splitbrain.histories.edn import parse_edn_prefix as parse  # only for the lines the fast path leaves
+
+    return parse(text, file, line)
 
 
 def _op_fields(rest: str, file: str | None, line: int) -> tuple[str, Any, bool, Any]:
@@ -76,9 +88,27 @@ def read_jepsen_log(path: str) -> History:
     ops: list[Op] = []
     lines: list[int] = []
     open_arguments: dict[Any, Any] = {}  # process -> value of its open invocation
+    fast = FAST_LINE.search
     with open(path, encoding="utf-8-sig") as fh:
         for lineno, raw in enumerate(fh, start=1):
-            m = OP_LINE.search(raw.rstrip("\r\n"))
+            text = raw.rstrip("\r\n")
+            q = fast(text)
+            if q is not None:
+                process_text, type_, f, is_nil, number, first, second, timed_out = q.groups()
+                process = int(process_text)
+                value: Any = None if is_nil else int(number) if number is not None else \
+                    [int(first), int(second)] if first is not None else "timed-out"
+                error = None
+                if type_ == "invoke":
+                    open_arguments[process] = value
+                else:
+                    argument = open_arguments.pop(process, None)
+                    if timed_out and type_ != "ok":
+                        value, error = argument, "timed-out"
+                ops.append(Op(len(ops), type_, process, f, value, None, -1, None, error))
+                lines.append(lineno)
+                continue
+            m = OP_LINE.search(text)
             if m is None:
                 continue
             type_ = m.group("type")[1:]

@@ -14,10 +14,12 @@ Schema (one object per line; see README "History format"):
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import stat
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 from splitbrain.histories.errors import HistoryFormatError
@@ -117,23 +119,50 @@ def read_jsonl_prefix(path: str) -> tuple[History, int | None]:
 
 
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_encode_str = json.encoder.encode_basestring  # what that encoder writes for a str (ensure_ascii=False)
 
 
 def dumps_op(op: Op) -> str:
-    return _encode(op.to_dict())
+    """The op's JSON line (without the newline): ``Op.to_dict`` encoded compactly, the fixed fields written
+    directly (the recorder writes one per event: this is its hot path)."""
+    index, type_, process, f, value, key, time, node, error = op
+    if type(index) is not int or type(f) is not str or type(type_) is not str:
+        return _encode(op.to_dict())
+    head = f'{{"index":{index},"type":{_encode_str(type_)},"process":'
+    head += f"{process}" if type(process) is int else _encode(process)
+    head += f',"f":{_encode_str(f)}'
+    if key is not None:
+        head += f',"key":{key}' if type(key) is int else f',"key":{_encode(key)}'
+    head += ',"value":null' if value is None else f',"value":{value}' if type(value) is int else f',"value":{_encode(value)}'
+    if type(time) is not int:
+        return _encode(op.to_dict())
+    if time >= 0:
+        head += f',"time":{time}'
+    if node is not None:
+        head += f',"node":{_encode(node)}'
+    if error is not None:
+        head += f',"error":{_encode(error)}'
+    return head + "}"
 
 
 class JsonlWriter:
     """Appends ops to a history file, one line each, flushed (and optionally fsync'd) as it goes.
 
     A harness killed with -9 loses no op whose ``append`` (or whose batch's ``flush``) returned: the lines
-    reach the kernel before it returns (``fsync=True`` also survives a machine crash, at a cost).
+    are in the kernel's page cache before it returns (``fsync=True`` also survives a machine crash, at a
+    cost). ``write`` only buffers; ``flush`` hands the batch to the kernel in one system call. To a
+    regular file that call is made holding the GIL (see _write_holding_gil), which is what keeps the
+    recorder above 50,000 ops/s; a pipe or special file, which may block, gets a plain ``os.write``.
     """
 
     def __init__(self, path: str, *, fsync: bool = False) -> None:
         self.path = path
-        self._fh = open(path, "a", encoding="utf-8")
         self._fsync = fsync
+        self._lines: list[str] = []
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0), 0o666)
+        regular = stat.S_ISREG(os.fstat(self._fd).st_mode)
+        self._write = _write_holding_gil() if regular else None
+        self._write = self._write or os.write
 
     def append(self, op: Op) -> None:
         """Write one op and flush it."""
@@ -141,23 +170,62 @@ class JsonlWriter:
         self.flush()
 
     def write(self, op: Op) -> None:
-        """Write one op without flushing (the caller flushes a batch with ``flush``)."""
-        self._fh.write(dumps_op(op) + "\n")
+        """Buffer one op (the caller flushes a batch with ``flush``)."""
+        self._lines.append(dumps_op(op))
 
     def flush(self) -> None:
-        self._fh.flush()
+        """Every op written so far handed to the kernel (and on the device, with ``fsync=True``)."""
+        if self._lines:
+            lines = self._lines
+            self._lines = []
+            lines.append("")
+            data = "\n".join(lines).encode("utf-8")
+            while data:  # a write to a regular file is whole unless the disk is full (then it raises)
+                data = data[self._write(self._fd, data):]
         if self._fsync:
-            os.fsync(self._fh.fileno())
+            os.fsync(self._fd)
 
     def close(self) -> None:
-        if not self._fh.closed:
-            self._fh.close()
+        if self._fd >= 0:
+            try:
+                self.flush()
+            finally:
+                os.close(self._fd)
+                self._fd = -1
 
     def __enter__(self) -> JsonlWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _write_holding_gil() -> Callable[[int, bytes], int] | None:
+    """``os.write`` without letting go of the GIL (libc's write through ctypes.PyDLL), or None.
+
+    os.write releases the GIL for the system call; the other worker threads take it, and the recording
+    thread then waits for it to come back: measured 40,000 ops/s against 83,000 holding it (no-op client,
+    10 workers). A write of a few KiB to a regular file is a copy into the page cache, a microsecond or two;
+    holding the GIL for it costs the other threads nothing they would not wait for anyway."""
+    try:
+        import ctypes
+        libc = ctypes.PyDLL(None, use_errno=True)  # PyDLL: the call keeps the GIL
+        write = libc.write
+    except (ImportError, OSError, AttributeError):
+        return None
+    write.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t)
+    write.restype = ctypes.c_ssize_t
+
+    def write_gil(fd: int, data: bytes) -> int:
+        while True:
+            done = write(fd, data, len(data))
+            if done >= 0:
+                return done
+            err = ctypes.get_errno()
+            if err != errno.EINTR:
+                raise OSError(err, os.strerror(err))
+
+    return write_gil
 
 
 def write_jsonl(history: History | list[Op], path: str) -> None:

@@ -403,3 +403,85 @@ def test_corpus_files_round_trip_through_the_exporter(tmp_path: Path, name: str)
     back = read_edn_history(str(path))
     assert len(back) == len(original) > 0
     assert all(same(a, b) for a, b in zip(original, back, strict=True))
+
+
+_FIELD_TEXTS = {
+    "process": ["0", "7", "-1", "07", ":nemesis", '"p"', "true"],
+    "type": [":invoke", ":ok", ":fail", ":info", ":other", '"ok"'],
+    "f": [":read", ":cas", ":x-y?", '"read"', "nil"],
+    "key": [None, '"0"', "3", ":k", "[1 2]"],
+    "value": ["nil", "4", "-0", "05", "[0 1]", "[0, 1]", "[ 3 ]", "[]", "[05]", "[1 [2]]", ":timed-out", '"x y"',
+              '"a\\"b"', "1.5", "{:a 1}", "#{1}", "true", "nil:x", "[nil nil]", "[1 :a \"s\"]"],
+    "extra": [None, ":index 10", ":time 5", ":node \"n1\"", ":error :timeout", ":process 3"],
+}
+
+
+def _edn_line(rng: Any, process: str, type_: str, f: str) -> str:
+    """One op map line: mostly the given fields and texts real histories have, sometimes any of the texts."""
+    def pick(field: str, usual: Any) -> Any:
+        return usual if rng.random() < 0.9 else rng.choice(_FIELD_TEXTS[field])
+
+    fields = [("process", pick("process", process)), ("type", pick("type", type_)), ("f", pick("f", f))]
+    key = pick("key", rng.choice(_FIELD_TEXTS["key"][:3]))
+    if key is not None:
+        fields.append(("key", key))
+    fields.append(("value", pick("value", rng.choice(_FIELD_TEXTS["value"][:8]))))
+    if rng.random() < 0.5:
+        rng.shuffle(fields)
+    text = rng.choice([", ", " ", ",", "  "]).join(f":{k} {v}" for k, v in fields)
+    extra = pick("extra", None)
+    if extra is not None:
+        text += ", " + extra
+    return "{" + text + "}"
+
+
+def _edn_lines(rng: Any) -> list[str]:
+    """One or two operations, each an invocation and its completion."""
+    lines = []
+    for _ in range(rng.randint(1, 2)):
+        process, f = rng.choice(["0", "7"]), rng.choice([":read", ":cas"])
+        lines.append(_edn_line(rng, process, ":invoke", f))
+        lines.append(_edn_line(rng, process, rng.choice([":ok", ":fail", ":info"]), f))
+    return lines
+
+
+def test_the_fast_path_reads_every_history_as_the_general_reader_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Histories of one op map per line are read by regexes, others by the general reader: the same ops
+    (or the same error) either way."""
+    import random
+
+    from splitbrain.histories import edn
+
+    rng = random.Random(5)
+    texts = []
+    for _ in range(1500):
+        lines = _edn_lines(rng)
+        shape = rng.random()
+        if shape < 0.4:
+            lines[0] = "[" + lines[0]
+            lines[-1] += "]"
+        elif shape < 0.45:
+            lines[0] = "[" + lines[0]  # never closed
+        elif shape < 0.5:
+            lines.insert(rng.randrange(len(lines) + 1), "; a comment")
+        elif shape < 0.55:
+            lines[-1] += " ; trailing comment"
+        texts.append("\n".join(lines) + rng.choice(["", "\n", "\r\n"]))
+
+    def read(text: str) -> object:
+        try:
+            return tuple(history_from_edn_text(text, "h.edn")), None
+        except HistoryFormatError as e:
+            return str(e)
+
+    fast = [read(t) for t in texts]
+    def fast_path_reads(text: str) -> bool:
+        try:
+            return edn._fast_history(text, "h.edn") is not None
+        except HistoryFormatError:  # ops read, then paired
+            return True
+
+    assert sum(map(fast_path_reads, texts)) > 300  # the fast path is taken, and not only for errors
+    monkeypatch.setattr(edn, "FAST_PATH", False)
+    assert [read(t) for t in texts] == fast
+    assert sum(isinstance(r, tuple) for r in fast) > 300  # not only errors

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from splitbrain.harness import interpreter
-from splitbrain.harness.generator import Limit, Once, any_, clients, nemesis, phases
+from splitbrain.harness.generator import Limit, Once, Sleep, any_, clients, nemesis, phases
 from splitbrain.harness.workloads import RotatingKeys
 from splitbrain.histories.history import History
 from splitbrain.histories.jsonl import JsonlWriter, read_jsonl
@@ -132,6 +132,34 @@ def test_every_invocation_is_on_disk_before_its_client_runs(tmp_path) -> None:
     assert list(read_jsonl(str(path))) == rec.ops  # and everything recorded reached the file
 
 
+@pytest.mark.timeout(30)
+def test_every_completion_is_on_disk_before_its_worker_runs_its_next_op(tmp_path) -> None:
+    """The README's guarantee: a worker's completed op reaches the file before that worker's next op runs."""
+    path = tmp_path / "history.jsonl"
+    writer = JsonlWriter(str(path))
+    late: list[Op] = []
+
+    class Counting(Echo):
+        def __init__(self) -> None:
+            super().__init__()
+            self.completed = 0
+
+        def invoke(self, test: Any, op: Op) -> Op:
+            text = path.read_text()
+            on_disk = sum(1 for line in text.splitlines() if f'"process":{op.process},' in line and '"type":"ok"' in line)
+            if on_disk < self.completed:
+                late.append(op)
+            self.completed += 1
+            return op.with_(type="ok")
+
+    rec = interpreter.ListRecorder(writer.write, writer.flush)
+    interpreter.run(None, clients(Limit(300, RotatingKeys())), clients={t: Counting() for t in range(4)},
+                    nemesis=None, recorder=rec, rng=random.Random(2))
+    writer.close()
+    assert late == []
+    assert len(rec.ops) == 600
+
+
 class Slow(Echo):
     """Each op takes ``seconds`` (a request waiting for its timeout)."""
 
@@ -156,3 +184,82 @@ def test_a_worker_freed_early_is_not_kept_waiting_for_a_later_nemesis_op() -> No
     stop_at = invocations.index(("nemesis", "stop"))
     client_invocations_before_stop = [i for i, (p, _) in enumerate(invocations) if p != "nemesis" and i < stop_at]
     assert len(client_invocations_before_stop) >= 3, invocations  # all three, 0.3 s apart, before 1.5 s
+
+
+@pytest.mark.timeout(30)
+def test_an_op_that_completes_after_the_drain_stays_open_and_its_worker_ends() -> None:
+    """Past the drain timeout the op is indeterminate (no completion recorded); when its client returns
+    at last, the worker thread ends instead of looking for a scheduler that is gone."""
+    returned = threading.Event()
+
+    class Late(Echo):
+        def invoke(self, test: Any, op: Op) -> Op:
+            threading.Event().wait(0.5)
+            returned.set()
+            return op.with_(type="ok")
+
+    ops = run(clients(Limit(1, RotatingKeys())), {0: Late()}, drain_timeout=0.05)
+    assert [op.type for op in ops] == ["invoke"]
+    assert returned.wait(10)
+    for _ in range(100):
+        if not any(t.name == "worker-0" for t in threading.enumerate()):
+            break
+        threading.Event().wait(0.05)
+    assert not any(t.name == "worker-0" for t in threading.enumerate())
+
+
+@pytest.mark.timeout(30)
+def test_a_generator_that_raises_stops_the_run_with_its_error() -> None:
+    class Broken:
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        def op(self, test: Any, ctx: Any) -> Any:
+            res = self.inner.op(test, ctx)
+            return None if res is None else (res[0], Broken(res[1]))
+
+        def update(self, test: Any, ctx: Any, event: Op) -> Any:
+            if event.type == "ok" and event.index > 20:
+                raise ValueError("generator bug")
+            return Broken(self.inner.update(test, ctx, event))
+
+    with pytest.raises(ValueError, match="generator bug"):
+        run(Broken(clients(RotatingKeys())), {t: Echo() for t in range(3)})
+
+
+@pytest.mark.timeout(60)
+def test_clients_of_mixed_speeds_give_a_consistent_history() -> None:
+    """Slow and fast workers finish in any order: every op pairs with its own invocation, in time order,
+    and no worker runs two ops at once."""
+    busy: set[int] = set()
+    overlaps: list[int] = []
+
+    class Varying(Echo):
+        def __init__(self, me: int) -> None:
+            super().__init__()
+            self.me = me
+            self.rng = random.Random(me)
+
+        def invoke(self, test: Any, op: Op) -> Op:
+            if self.me in busy:
+                overlaps.append(self.me)
+            busy.add(self.me)
+            if self.rng.random() < 0.2:
+                threading.Event().wait(self.rng.random() * 0.01)
+            busy.discard(self.me)
+            return op.with_(type=self.rng.choice(["ok", "ok", "fail", "info"]))
+
+    ops = run(clients(Limit(2000, RotatingKeys())), {t: Varying(t) for t in range(8)})
+    assert overlaps == []
+    assert len(ops) == 4000 and [op.index for op in ops] == list(range(4000))
+    assert all(a.time <= b.time for a, b in zip(ops, ops[1:], strict=False))
+    History(ops)
+
+
+@pytest.mark.timeout(30)
+def test_a_pause_between_phases_ends_while_every_worker_is_idle() -> None:
+    """The recovery pause of a run (Sleep) counts from when it is first offered: workers that wake up and
+    ask again while nothing is in flight do not push its end further out."""
+    gen = phases(clients(Limit(3, RotatingKeys())), Sleep(0.3), clients(Limit(3, RotatingKeys())))
+    ops = run(gen, {t: Echo() for t in range(2)})
+    assert len(ops) == 12

@@ -146,3 +146,44 @@ def test_every_porcupine_etcd_op_line_becomes_one_op() -> None:
                 assert op.error == "timed-out" and op.value is not None, (file.name, op)
     first = read_jepsen_log(str(CORPUS / "porcupine-etcd" / "etcd_000.log"))[0]
     assert first == Op(index=0, type="invoke", process=0, f="read", value=None)
+
+
+_PIECES = {
+    "process": ["0", "7", "-1", "007", "12", ":nemesis"],
+    "type": [":invoke", ":ok", ":fail", ":info", ":weird"],
+    "f": [":read", ":write", ":cas", ":a/b", ":x-y?", "read"],
+    "value": ["nil", "4", "-0", "05", "5N", "[3 0]", "[3, 0]", "[ 3 0]", "[1 2 3]", ":timed-out", '"timed-out"',
+              "{:a 1}", "#{1 2}", "1.5", "[-2 7]"],
+    "tail": ["", " ", "\t", "\t:timed-out", "\tboom", ' "oops"', "\r"],
+}
+
+
+def test_the_fast_path_reads_every_line_as_the_edn_reader_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Common lines are read by one regex, the others by the EDN reader: both ways give the same ops
+    (or the same error), for every combination of these pieces."""
+    import itertools
+    import random
+
+    from splitbrain.histories import jepsen_log
+
+    rng = random.Random(17)
+    combos = list(itertools.product(*_PIECES.values()))
+    lines = []
+    for k, (process, type_, f, value, tail) in enumerate(rng.sample(combos, 3000)):
+        sep = "\t" if k % 2 else "   "
+        lines.append(f"INFO  jepsen.util - {process}{sep}{type_}{sep}{f}{sep}{value}{tail}")
+
+    def read_all(one_line: str) -> object:
+        try:
+            return tuple(jepsen_log.read_jepsen_log(write(tmp_path, one_line + "\n")))
+        except HistoryFormatError as e:
+            return str(e)
+
+    # and histories with invocations before their completions, which is where :timed-out matters
+    lines += [f"INFO  jepsen.util - 3\t:invoke\t:write\t{v}\nINFO  jepsen.util - 3\t{t}\t:write\t{w}"
+              for v in ("4", "[1 2]", "nil") for t in (":info", ":fail", ":ok") for w in (":timed-out", "4", "nil")]
+    fast = [read_all(line) for line in lines]
+    monkeypatch.setattr(jepsen_log, "FAST_LINE", jepsen_log.re.compile(r"(?!)"))
+    slow = [read_all(line) for line in lines]
+    assert fast == slow
+    assert sum(isinstance(r, tuple) and len(r) > 0 for r in fast) > 500  # not only errors
