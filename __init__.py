@@ -116,6 +116,12 @@ _PUBLIC: dict[str, str] = {
     "open_run_dir": "splitbrain.harness.store",
     "load_target": "splitbrain.harness.plugins",
     "load_workload": "splitbrain.harness.plugins",
+    # test plans (docs/plans.md)
+    "Plan": "splitbrain.harness.plan.model",
+    "PlanTest": "splitbrain.harness.plan.model",
+    "PlanResult": "splitbrain.harness.plan.results",
+    "load_plan": "splitbrain.harness.plan.toml_plan",
+    "run_plan": "splitbrain.harness.plan.runner",
 }
 
 __all__ = sorted(_PUBLIC)

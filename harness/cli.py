@@ -276,6 +276,7 @@ def _add_run(sub: Any) -> None:
                    help="seconds of calm after healing, before the final reads (default: 2)")
     p.add_argument("--store", default="runs", metavar="DIR", help="where run directories go (default: runs)")
     p.add_argument("--name", default="", help="the test's name, its folder in the store (default: TARGET-WORKLOAD)")
+    p.add_argument("--junit", metavar="FILE", help="also write the verdict as JUnit XML (one test case) to FILE (default: none)")
     p.set_defaults(run=_run_run)
 
 
@@ -305,7 +306,7 @@ def _run_run(args: argparse.Namespace) -> int:
         workload_opts=workload_opts, ssh_hosts=ssh_hosts,
         ssh_user=args.ssh_user, ssh_key=args.ssh_key, ssh_known_hosts=args.ssh_known_hosts,
         ssh_accept_new=args.ssh_accept_new, ssh_dir=args.ssh_dir)
-    return _run_test(options.build())
+    return _run_test(options.build(), args.junit)
 
 
 def _key_values(items: list[str], option: str) -> dict[str, str]:
@@ -338,10 +339,19 @@ def _ssh_hosts(args: argparse.Namespace) -> tuple[str, ...]:
     return tuple(str(h) for h in parse_ssh_hosts(args.ssh_hosts))
 
 
-def _run_test(test: Any) -> int:
+def _run_test(test: Any, junit: str | None = None) -> int:
     from splitbrain.harness.run import run
 
-    return run(test).exit_code
+    if junit is None:
+        return run(test).exit_code
+    from splitbrain.harness.junit import check_junit_path, junit_xml, run_case, write_junit
+
+    check_junit_path(junit)
+    started = time.monotonic()
+    outcome = run(test)
+    case = run_case(outcome, test.test_name, test.seed, time.monotonic() - started)
+    write_junit(junit, junit_xml(test.test_name, [case]))
+    return outcome.exit_code
 
 
 def _add_analyze(sub: Any) -> None:
@@ -552,8 +562,14 @@ def _run_serve(args: argparse.Namespace) -> int:
 
 # -- entry point -----------------------------------------------------------------------------------------
 
+def _add_test_all(sub: Any) -> None:
+    from splitbrain.harness.plan.command import add_test_all
+
+    add_test_all(sub)
+
+
 COMMANDS: list[Callable[[Any], None]] = [_add_check, _add_run, _add_sim, _add_analyze, _add_repro, _add_cleanup,
-                                         _add_targets, _add_images, _add_report, _add_serve]
+                                         _add_targets, _add_images, _add_report, _add_serve, _add_test_all]
 
 
 def build_parser() -> argparse.ArgumentParser:

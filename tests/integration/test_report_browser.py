@@ -83,7 +83,10 @@ def test_the_report_of_a_stale_read_run_shows_the_failure(tmp_path: Path, browse
     assert f"[{failure['op']['invoke_index']}.." in tooltip and "read" in tooltip
     before = failing.bounding_box()["width"]
     page.click("#timeline-section [data-action=in]")
-    page.wait_for_timeout(200)
+    for _ in range(100):  # the redraw may take a while on a loaded machine
+        if failing.bounding_box()["width"] > before:
+            break
+        page.wait_for_timeout(50)
     assert failing.bounding_box()["width"] > before  # zoom widens the bars
     page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
     page.locator("#timeline-section").screenshot(path=str(tmp_path / "timeline.png"))
