@@ -102,7 +102,10 @@ class PostgresTarget(OneProcessPerNode):
         settings = {"listen_addresses": self.address(node), "port": str(PORT), "unix_socket_directories": "",
                     "max_connections": "200", "wal_level": "replica", "max_wal_senders": "10",
                     "hot_standby": "on", "fsync": "on", "synchronous_commit": "on", "logging_collector": "off",
-                    "log_min_messages": "warning", "shared_buffers": "32MB", "max_standby_streaming_delay": "5s"}
+                    "log_min_messages": "warning", "shared_buffers": "32MB", "max_standby_streaming_delay": "5s",
+                    # hot keys deadlock often; the default 1 s before detection would stall workers past
+                    # their timeout (a txn fails, never commits, either way: only the rate changes)
+                    "deadlock_timeout": "50ms"}
         argv = [POSTGRES, "-D", self.pgdata(node)]
         for name, value in settings.items():
             argv += ["-c", f"{name}={value}"]
