@@ -105,7 +105,10 @@ class PostgresTarget(OneProcessPerNode):
                     "log_min_messages": "warning", "shared_buffers": "32MB", "max_standby_streaming_delay": "5s",
                     # hot keys deadlock often; the default 1 s before detection would stall workers past
                     # their timeout (a txn fails, never commits, either way: only the rate changes)
-                    "deadlock_timeout": "50ms"}
+                    "deadlock_timeout": "50ms",
+                    # keep the WAL a replica may still need: two base backups at once, or a replica cut off
+                    # by a partition, would otherwise find its next segment recycled and never catch up
+                    "wal_keep_size": "512MB"}
         argv = [POSTGRES, "-D", self.pgdata(node)]
         for name, value in settings.items():
             argv += ["-c", f"{name}={value}"]
