@@ -105,6 +105,7 @@ _PUBLIC: dict[str, str] = {
     "RotatingKeys": "splitbrain.harness.workloads",
     "LockOps": "splitbrain.harness.workloads",
     "FreshValues": "splitbrain.harness.workloads",
+    "TxnOps": "splitbrain.harness.transactions",
     # tests and runs
     "Test": "splitbrain.harness.test",
     "TestOptions": "splitbrain.harness.test",

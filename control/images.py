@@ -6,7 +6,7 @@ recipe is unchanged and any change to it gives a new tag. The project itself is 
 nodes bind-mount it read-only at the same path as on the host.
 
 To add a target's programs (etcd-server, zookeeper + default-jre-headless, nginx, haproxy,
-openssh-server), add them to ``NODE_PACKAGES``: the hash, and so the tag, changes with it.
+postgresql-15, openssh-server), add them to ``NODE_PACKAGES``: the hash, and so the tag, changes with it.
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ SOURCES_FILE = Path("/etc/apt/sources.list.d/debian.sources")
 FALLBACK_MIRROR = "http://deb.debian.org/debian"
 # What a node needs for the internal Raft store and the nemeses: python3 runs the store (the project is
 # bind-mounted), iproute2/iptables for partitions and packet faults, procps/psmisc for kill and pidof.
-# Then the third-party targets' programs: etcd, ZooKeeper with a headless JRE, nginx and HAProxy.
+# Then the third-party targets' programs: etcd, ZooKeeper with a headless JRE, nginx, HAProxy, PostgreSQL 15.
 NODE_PACKAGES = ("python3", "iproute2", "iptables", "procps", "psmisc",
-                 "etcd-server", "zookeeper", "default-jre-headless", "nginx", "haproxy")
+                 "etcd-server", "zookeeper", "default-jre-headless", "nginx", "haproxy", "postgresql-15")
 # Bump when the build steps below change in a way that changes the image.
 BUILD_STEPS_VERSION = 1
 BUILD_TIMEOUT_S = 1800

@@ -235,6 +235,12 @@ def _add_run(sub: Any) -> None:
     p.add_argument("--workload", default="register", metavar="NAME",
                    help=f"what the clients do: {', '.join(names('workload'))}, or package.module:factory "
                         "(default: register)")
+    p.add_argument("--workload-opt", action="append", default=[], metavar="KEY=VALUE",
+                   help="a workload option, repeatable (`splitbrain workloads` lists each workload's; default: the "
+                        "workload's own)")
+    p.add_argument("--consistency-model", metavar="MODEL",
+                   help="workload option of list-append and rw-register: the model the history must satisfy "
+                        "(default strict-serializable)")
     p.add_argument("--nemesis", default="all", metavar="KINDS",
                    help=f"the faults: a comma list of {', '.join(names('nemesis') or FAULT_KINDS)}, all (the "
                         "built-in ones), or none (default: all)")
@@ -284,24 +290,33 @@ def _run_run(args: argparse.Namespace) -> int:
         if "," in args.nemesis or args.nemesis.strip() in FAULT_KINDS:
             raise UsageError(f"run: --nemesis: {e}") from None
         kinds = _plugin_kinds(args.nemesis, e)
-    target_opts: dict[str, Any] = {}
-    for item in args.target_opt:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise UsageError(f"run: --target-opt expects KEY=VALUE, got {item!r}")
-        target_opts[key] = value
+    target_opts: dict[str, Any] = _key_values(args.target_opt, "--target-opt")
     if args.read is not None:
         target_opts["read"] = args.read
+    workload_opts = _key_values(args.workload_opt, "--workload-opt")
+    if args.consistency_model is not None:
+        workload_opts["consistency-model"] = args.consistency_model
     ssh_hosts = _ssh_hosts(args)
     nodes = args.nodes if args.nodes is not None else (len(ssh_hosts) if args.remote == "ssh" and ssh_hosts else 5)
     options = TestOptions(
         target=args.target, workload=args.workload, nemesis=kinds, nodes=nodes, remote=args.remote,
         time_limit=args.time_limit, nemesis_interval=args.nemesis_interval, concurrency=args.concurrency,
         rate=args.rate, seed=args.seed, bugs=tuple(args.bug), store=args.store, recovery_s=args.recovery,
-        client_timeout_s=args.client_timeout, name=args.name, target_opts=target_opts, ssh_hosts=ssh_hosts,
+        client_timeout_s=args.client_timeout, name=args.name, target_opts=target_opts,
+        workload_opts=workload_opts, ssh_hosts=ssh_hosts,
         ssh_user=args.ssh_user, ssh_key=args.ssh_key, ssh_known_hosts=args.ssh_known_hosts,
         ssh_accept_new=args.ssh_accept_new, ssh_dir=args.ssh_dir)
     return _run_test(options.build(), args.junit)
+
+
+def _key_values(items: list[str], option: str) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"run: {option} expects KEY=VALUE, got {item!r}")
+        pairs[key] = value
+    return pairs
 
 
 def _plugin_kinds(spec: str, error: ValueError) -> tuple[str, ...]:
@@ -416,7 +431,7 @@ def _add_targets(sub: Any) -> None:
 
 
 def _run_listing(args: argparse.Namespace) -> int:
-    from splitbrain.harness.plugins import describe, load_target
+    from splitbrain.harness.plugins import describe, load_target, load_workload
 
     rows = describe(args.kind)
     if not rows:
@@ -429,6 +444,9 @@ def _run_listing(args: argparse.Namespace) -> int:
             print(f"{'':<14}   workloads: {', '.join(spec.workloads)}; at least {spec.min_nodes} node(s)")
             for option, help_text in spec.options.items():
                 print(f"{'':<14}   --target-opt {option}=...  {help_text}")
+        if args.kind == "workload" and not text.startswith("BROKEN"):
+            for option, help_text in getattr(load_workload(name), "options", {}).items():
+                print(f"{'':<14}   --workload-opt {option}=...  {help_text}")
     return 0
 
 

@@ -36,7 +36,8 @@ class Test:
 
     ``target``: the system (TargetSpec); ``workload``: a Workload, a WorkloadSpec or ``test -> Workload``;
     ``nemesis``: the fault kinds (nemesis/kinds.py), each on its own cycle; ``nodes``: where the nodes are
-    (LocalNodes, DockerNodes, SSHNodes); ``options``: the target's options. ``seed`` decides every random
+    (LocalNodes, DockerNodes, SSHNodes); ``options``: the target's options; ``workload_options``: the
+    workload's (a WorkloadSpec's ``options``, e.g. list-append's consistency-model). ``seed`` decides every random
     choice (None: drawn from the clock and printed); ``schedule`` replays a stored fault schedule.
     ``record`` is how to build this test again by name (test.json; what `repro` reads), when known.
     """
@@ -58,10 +59,12 @@ class Test:
     schedule: Sequence[Step] | None = None
     record: dict[str, Any] | None = None
     repro_of: str | None = None
+    workload_options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.nemesis = tuple(self.nemesis)
         self.options = dict(self.options)
+        self.workload_options = dict(self.workload_options)
         if self.schedule is not None:
             self.schedule = [s if isinstance(s, Step) else Step.from_json(s) for s in self.schedule]
 
@@ -76,6 +79,11 @@ class Test:
 
     def make_workload(self) -> Workload:
         w = self.workload
+        if isinstance(w, WorkloadSpec):
+            w.check_options(self.workload_options)
+        elif self.workload_options:
+            raise ConfigError(f"workload {self.workload_name} takes no options (got "
+                              f"{', '.join(sorted(self.workload_options))}); only a WorkloadSpec has options")
         if isinstance(w, Workload):
             return w
         made = w.make(self) if isinstance(w, WorkloadSpec) else w(self)
@@ -195,6 +203,7 @@ class TestOptions:
     client_timeout_s: float = 1.5
     name: str = ""
     target_opts: dict[str, Any] = field(default_factory=dict)
+    workload_opts: dict[str, Any] = field(default_factory=dict)
     schedule: list[dict[str, Any]] | None = None
     ssh_hosts: tuple[str, ...] = ()
     ssh_user: str = "root"
@@ -257,7 +266,8 @@ class TestOptions:
                     time_limit=self.time_limit, nemesis_interval=self.nemesis_interval,
                     concurrency=self.concurrency, rate=self.rate, seed=self.seed, store=self.store,
                     name=self.name, recovery_s=self.recovery_s, client_timeout_s=self.client_timeout_s,
-                    schedule=self.schedule, record=self.to_json(), repro_of=self.repro_of)
+                    schedule=self.schedule, record=self.to_json(), repro_of=self.repro_of,
+                    workload_options=self.workload_opts)
 
     @staticmethod
     def describe(test: Test) -> dict[str, Any]:
@@ -272,7 +282,7 @@ class TestOptions:
             time_limit=test.time_limit, nemesis_interval=test.nemesis_interval, concurrency=test.concurrency,
             rate=test.rate, seed=test.seed, bugs=tuple(b for b in str(bugs).split(",") if b),
             store=str(test.store), recovery_s=test.recovery_s, client_timeout_s=test.client_timeout_s,
-            name=test.test_name, target_opts=options,
+            name=test.test_name, target_opts=options, workload_opts=dict(test.workload_options),
             ssh_hosts=tuple(nodes.get("ssh_hosts", ())), ssh_user=nodes.get("ssh_user", "root"),
             ssh_key=nodes.get("ssh_key"), ssh_known_hosts=nodes.get("ssh_known_hosts"),
             ssh_accept_new=bool(nodes.get("ssh_accept_new", False)), ssh_dir=nodes.get("ssh_dir", "/tmp"),

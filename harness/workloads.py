@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from splitbrain.checkers.result import CheckFn, Result, check_all
+from splitbrain.control.errors import ConfigError
 from splitbrain.control.target import ClientOpener
 from splitbrain.harness.generator import Context, Generator, Once, Seq
 from splitbrain.histories.history import History
@@ -40,12 +41,23 @@ class Workload:
 
 @dataclass(frozen=True)
 class WorkloadSpec:
-    """A workload by name: ``make(test) -> Workload``, and one line for `splitbrain workloads`."""
+    """A workload by name: ``make(test) -> Workload``, and one line for `splitbrain workloads`; its
+    ``options`` are set with ``--workload-opt NAME=VALUE`` (``Test.workload_options``)."""
 
     name: str
     make: Callable[[Any], Workload]
     description: str = ""
-    options: Mapping[str, str] = field(default_factory=dict)
+    options: Mapping[str, str] = field(default_factory=dict)  # option name -> one line of help
+    validate: Callable[[Mapping[str, Any]], None] | None = None  # raises ConfigError for a bad value
+
+    def check_options(self, options: Mapping[str, Any]) -> None:
+        """ConfigError in one line for an option this workload does not have, or a bad value."""
+        unknown = sorted(set(options) - set(self.options))
+        if unknown:
+            raise ConfigError(f"workload {self.name} has no option {', '.join(unknown)} "
+                              f"(its options: {', '.join(self.options) or 'none'})")
+        if self.validate is not None:
+            self.validate(options)
 
 
 # -- register: independent keys, reads / writes / cas -------------------------------------------------
@@ -91,7 +103,7 @@ def _linearizable_kv(history: History) -> Result:
     return check_linearizable(history, kv(None), time_limit=120)
 
 
-def _common_checkers() -> dict[str, CheckFn]:
+def common_checkers() -> dict[str, CheckFn]:
     from splitbrain.checkers.availability import check_availability
     from splitbrain.checkers.basic import check_stats
 
@@ -104,7 +116,7 @@ def register_workload(test: Any) -> Workload:
     keys = RotatingKeys()
     most_keys = int(test.rate * test.time_limit / keys.per_key) + keys.active + 1
     final = Seq(tuple(Once({"f": "read", "value": None, "key": k}) for k in range(most_keys)))
-    return Workload("register", keys, final, {"linearizable": _linearizable_kv, **_common_checkers()})
+    return Workload("register", keys, final, {"linearizable": _linearizable_kv, **common_checkers()})
 
 
 # -- lock: acquire / fenced writes / release -----------------------------------------------------------
@@ -174,7 +186,7 @@ class LockOps(Generator):
 def lock_workload(test: Any) -> Workload:
     from splitbrain.checkers.lock import check_lock
 
-    return Workload("lock", LockOps(concurrency=test.concurrency), None, {"lock": check_lock, **_common_checkers()})
+    return Workload("lock", LockOps(concurrency=test.concurrency), None, {"lock": check_lock, **common_checkers()})
 
 
 # -- set and unique-ids: non-idempotent requests, each sent once (the lb target) -----------------------
@@ -206,7 +218,7 @@ def set_workload(test: Any) -> Workload:
     from splitbrain.checkers.basic import check_set
     from splitbrain.checkers.exactly_once import check_applied_once
 
-    checkers = {"set": check_set, "applied-once": lambda h: check_applied_once(h, "add"), **_common_checkers()}
+    checkers = {"set": check_set, "applied-once": lambda h: check_applied_once(h, "add"), **common_checkers()}
     return Workload("set", FreshValues("add"), _final_reads(), checkers)
 
 
@@ -216,7 +228,7 @@ def unique_ids_workload(test: Any) -> Workload:
     from splitbrain.checkers.exactly_once import check_applied_once, check_generated_log
 
     checkers = {"unique-ids": check_unique_ids, "applied-once": lambda h: check_applied_once(h, "generate"),
-                "generated-log": check_generated_log, **_common_checkers()}
+                "generated-log": check_generated_log, **common_checkers()}
     return Workload("unique-ids", FreshValues("generate", read_share=0.05), _final_reads(), checkers)
 
 

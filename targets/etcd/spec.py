@@ -42,7 +42,14 @@ def _lock_client(test: Any, target: EtcdTarget, node: str) -> Any:
     return LockClient(target.url(node), test.client_timeout_s)
 
 
+def _txn_client(test: Any, target: EtcdTarget, node: str) -> Any:
+    from splitbrain.targets.etcd.txn import TxnClient
+
+    return TxnClient(target.url(node), test.client_timeout_s, serializable=target.read == "serializable")
+
+
 def spec() -> TargetSpec:
-    return TargetSpec("etcd", _build, {"register": _register_client, "lock": _lock_client},
+    return TargetSpec("etcd", _build, {"register": _register_client, "lock": _lock_client,
+                                       "list-append": _txn_client, "rw-register": _txn_client},
                       options={"read": "linearizable (default) | serializable"}, validate=_validate,
                       target_type=EtcdTarget, description="etcd 3.4 (/usr/bin/etcd), one member per node")

@@ -9,7 +9,7 @@ Every call returns an ``Outcome`` whose ``status`` is Jepsen's completion type:
            (timeout, connection reset, a non-JSON answer from something in between, or the store said
            ``"definite": false``).
 
-A ``get`` that does not come back ok is ``fail`` whatever the cause: a read changes nothing, so leaving
+A ``get`` (or a txn of reads only) that does not come back ok is ``fail`` whatever the cause: a read changes nothing, so leaving
 it out of the history is always sound. Nothing is ever retried: the caller decides.
 """
 
@@ -81,6 +81,14 @@ class RaftClient:
 
     def write(self, key: Any, value: Any, token: int) -> Outcome:
         return self._call("write", {"key": key, "value": value, "token": token})
+
+    def txn(self, mops: list[list[Any]]) -> Outcome:
+        """A transaction of micro-ops ``[f, k, v]`` (f: r | append | w), applied atomically; ok value the
+        micro-ops with the reads' values. A txn of reads only is a read: not ok means fail."""
+        outcome = self._call("txn", {"mops": mops})
+        if outcome.status == "info" and all(m[0] == "r" for m in mops):
+            return Outcome("fail", None, outcome.error)
+        return outcome
 
     def status(self) -> dict[str, Any] | None:
         """The node's /status, or None when it cannot be reached."""

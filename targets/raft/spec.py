@@ -44,9 +44,16 @@ def _lock_client(test: Any, target: RaftTarget, node: str) -> Any:
     return LockClient(target.url(node), test.client_timeout_s)
 
 
+def _txn_client(test: Any, target: RaftTarget, node: str) -> Any:
+    from splitbrain.targets.raft.workloads import TxnClient
+
+    return TxnClient(target.url(node), test.client_timeout_s)
+
+
 def spec() -> TargetSpec:
     return TargetSpec(
-        "raft", _build, {"register": _register_client, "lock": _lock_client},
+        "raft", _build, {"register": _register_client, "lock": _lock_client, "list-append": _txn_client,
+                         "rw-register": _txn_client},
         options={"bugs": f"deliberate bugs of the store, comma-separated: {', '.join(sorted(BUGS))} "
                          "(default none; --bug NAME adds one)"},
         validate=_validate, min_nodes=3, target_type=RaftTarget,

@@ -1,4 +1,4 @@
-"""Clients of the internal Raft store for the register and lock workloads.
+"""Clients of the internal Raft store for the register, lock, list-append and rw-register workloads.
 
 Each client turns an invocation into exactly one HTTP request and the answer into ok / fail / info
 (targets/raft/client.py decides which errors are definite). Nothing is ever retried.
@@ -63,6 +63,23 @@ class LockClient:
                 return op.with_(type="fail", error=fenced_off(f"stale token {v['token']}: the store accepted a newer one"))
             return _completion(op, out)
         raise ValueError(f"the lock workload has no op {op.f!r}")
+
+    def close(self, test: Any) -> None:
+        self.client.close()
+
+
+class TxnClient:
+    """list-append and rw-register: each txn is one ``/txn`` request, applied atomically by the state
+    machine (its reads served like a get when it only reads)."""
+
+    def __init__(self, url: str, timeout_s: float) -> None:
+        self.client = RaftClient(url, timeout=timeout_s)
+
+    def invoke(self, test: Any, op: Op) -> Op:
+        if op.f != "txn":
+            raise ValueError(f"the transactional workloads have no op {op.f!r}")
+        out = self.client.txn([list(m) for m in op.value])
+        return _completion(op, out, out.value)
 
     def close(self, test: Any) -> None:
         self.client.close()

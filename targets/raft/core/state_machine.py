@@ -59,6 +59,10 @@ class StateMachine:
     def read(self, key: str) -> Any:
         return copy.deepcopy(self._kv.get(key))
 
+    def read_txn(self, mops: list[list[Any]]) -> list[list[Any]]:
+        """A read-only txn at this instant: each ``["r", k, None]`` with the value of k filled in."""
+        return [[f, k, self.read(k)] for f, k, _ in mops]
+
     def snapshot(self) -> dict[str, Any]:
         return {
             "applied_index": self.applied_index,
@@ -115,6 +119,30 @@ class StateMachine:
         self._kv[key] = new
         return ApplyResult(True, cmd["value"])
 
+    def _txn(self, cmd: dict[str, Any], _: int) -> ApplyResult:
+        """Micro-ops in order, all or nothing: ``["r", k, _]`` reads (its own earlier writes included),
+        ``["append", k, v]`` appends as ``append`` does, ``["w", k, v]`` puts. The ok value is the
+        micro-ops with each read's value filled in; one append that cannot apply fails the whole txn."""
+        written: dict[Any, Any] = {}  # this txn's writes, made visible only when every micro-op applies
+        done = []
+        for f, k, v in cmd["mops"]:
+            current = written[k] if k in written else self._kv.get(k)
+            if f == "r":
+                done.append([f, k, copy.deepcopy(current)])
+                continue
+            if f == "append":
+                ok, new = appended(current, copy.deepcopy(v))
+                if not ok:
+                    return ApplyResult(False, error="not-appendable")
+                written[k] = new
+            elif f == "w":
+                written[k] = copy.deepcopy(v)
+            else:
+                return ApplyResult(False, error=f"malformed-command micro-op {f!r}")
+            done.append([f, k, v])
+        self._kv.update(written)
+        return ApplyResult(True, done)
+
     # -- locks ----------------------------------------------------------------------------------------
     def _live_lock(self, name: str) -> _Lock | None:
         lock = self._locks.get(name)
@@ -156,6 +184,7 @@ _COMMANDS = {
     "get": StateMachine._get,
     "cas": StateMachine._cas,
     "append": StateMachine._append,
+    "txn": StateMachine._txn,
     "acquire": StateMachine._acquire,
     "release": StateMachine._release,
     "write": StateMachine._fenced_write,

@@ -10,6 +10,7 @@ Endpoints (every request body and response body is a JSON object):
     POST /lock/acquire {"lock","owner","ttl_ms"}      {"value": {..., "token"}}
     POST /lock/release {"lock","owner","token"}       {"value": {...}}
     POST /fenced/write {"key","value","token"}        {"value": {...}}
+    POST /txn         {"mops": [[f, k, v], ...]}       {"value": mops, reads filled in}   f: r | append | w
 
 Success is 200 ``{"value": ...}``. Every error is ``{"error": text, "definite": bool}``: ``definite``
 true means the operation certainly did not take effect (a client records ``fail``), false means it may
@@ -45,7 +46,15 @@ OPERATIONS: dict[str, tuple[str, tuple[str, ...]]] = {
     "acquire": ("/lock/acquire", ("lock", "owner", "ttl_ms")),
     "release": ("/lock/release", ("lock", "owner", "token")),
     "write": ("/fenced/write", ("key", "value", "token")),
+    "txn": ("/txn", ("mops",)),
 }
+TXN_MICRO_OPS = ("r", "append", "w")
+MAX_TXN_MICRO_OPS = 1000
+
+
+def is_read_only(operation: str, args: dict[str, Any]) -> bool:
+    """An operation that changes nothing: a get, or a txn of reads only (its fate never matters)."""
+    return operation == "get" or (operation == "txn" and all(m[0] == "r" for m in args["mops"]))
 _OPERATION_BY_PATH = {path: (name, fields) for name, (path, fields) in OPERATIONS.items()}
 
 
@@ -85,10 +94,21 @@ def validate_operation(path: str, body: Any) -> tuple[str, dict[str, Any]]:
     missing = [f for f in fields if f not in body]
     if missing:
         raise BadRequest(400, f"{path} needs field(s) {', '.join(missing)}")
+    if name == "txn":
+        _validate_micro_ops(body["mops"])
     for numeric in ("ttl_ms", "token"):
         if numeric in fields and (isinstance(body[numeric], bool) or not isinstance(body[numeric], int)):
             raise BadRequest(400, f"field {numeric!r} must be an integer")
     return name, {f: body[f] for f in fields}
+
+
+def _validate_micro_ops(mops: Any) -> None:
+    if not isinstance(mops, list) or not 1 <= len(mops) <= MAX_TXN_MICRO_OPS:
+        raise BadRequest(400, f"field 'mops' must be a list of 1..{MAX_TXN_MICRO_OPS} micro-ops")
+    for mop in mops:
+        if not isinstance(mop, list) or len(mop) != 3 or mop[0] not in TXN_MICRO_OPS:
+            raise BadRequest(400, f"a micro-op is [f, key, value] with f one of {', '.join(TXN_MICRO_OPS)}; "
+                                  f"got {json.dumps(mop)}")
 
 
 async def _read_request(reader: asyncio.StreamReader,

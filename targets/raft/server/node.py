@@ -39,7 +39,7 @@ from splitbrain.targets.raft.core import (
     StateMachine,
 )
 from splitbrain.targets.raft.server.coalesce import coalesce_messages
-from splitbrain.targets.raft.server.http_api import OPERATIONS, HttpApi, Reply
+from splitbrain.targets.raft.server.http_api import OPERATIONS, HttpApi, Reply, is_read_only
 from splitbrain.targets.raft.server.storage import DurableLog
 from splitbrain.targets.raft.server.transport import PeerTransport, cancel_and_wait
 
@@ -86,6 +86,7 @@ class _Read:
     key: Any
     future: asyncio.Future[Reply]
     index: int | None = None  # set once the leader confirmed it (ReadState)
+    mops: list[Any] | None = None  # a read-only txn's micro-ops (else a get of ``key``)
 
 
 @dataclass
@@ -286,7 +287,8 @@ class RaftServer:
                   if read.index is not None and read.index <= applied]
         for ctx in served:
             read = self._pending.reads.pop(ctx)
-            _resolve(read.future, Reply.ok(self.state_machine.read(read.key)))
+            value = self.state_machine.read_txn(read.mops) if read.mops is not None else self.state_machine.read(read.key)
+            _resolve(read.future, Reply.ok(value))
 
     def _log_role_change(self) -> None:
         role = self.core.role
@@ -338,10 +340,16 @@ class RaftServer:
         return await self._serve_locally(operation, args, forwarded=False)
 
     async def _serve_locally(self, operation: str, args: dict[str, Any], *, forwarded: bool) -> Reply:
+        read_only = is_read_only(operation, args)
+        if operation == "txn" and not read_only and "txn-split" in self.config.bugs \
+                and any(m[0] == "r" for m in args["mops"]):
+            return await self._serve_split_txn(args["mops"], forwarded=forwarded)
         context = f"{self.config.id}-{next(self._ids)}"
         try:
             if operation == "get":
                 future = self._start_read(context, args["key"])
+            elif read_only:  # a txn of reads: served at one instant of the state, like a get (ReadIndex)
+                future = self._start_read(context, None, args["mops"])
             else:
                 future = self._start_proposal(command_of(operation, args))
         except NotLeader as e:
@@ -349,16 +357,29 @@ class RaftServer:
                 return Reply.error(503, "not the leader any more", definite=True, leader=e.leader)
             return await self._forward(operation, args, e.leader)
         try:
-            reply = await self._await_verdict(future, operation, self.config.request_timeout_s)
+            reply = await self._await_verdict(future, read_only, self.config.request_timeout_s)
         finally:
             self._pending.reads.pop(context, None)
         reply.body.setdefault("node", self.config.id)
         return reply
 
-    def _start_read(self, context: str, key: Any) -> asyncio.Future[Reply]:
+    async def _serve_split_txn(self, mops: list[Any], *, forwarded: bool) -> Reply:
+        """Bug txn-split: a txn's reads as one read-only txn, then its writes as another command, so
+        other txns commit in between (and its reads miss its own writes). Either half refused: the txn
+        wrote nothing, or may have (the second half's answer says which)."""
+        reads = await self._serve_locally("txn", {"mops": [m for m in mops if m[0] == "r"]}, forwarded=forwarded)
+        if reads.status != 200:
+            return reads
+        writes = await self._serve_locally("txn", {"mops": [m for m in mops if m[0] != "r"]}, forwarded=forwarded)
+        if writes.status != 200:
+            return writes
+        read_values = iter(reads.body["value"])
+        return Reply.ok([next(read_values) if m[0] == "r" else m for m in mops], node=self.config.id)
+
+    def _start_read(self, context: str, key: Any, mops: list[Any] | None = None) -> asyncio.Future[Reply]:
         self.core.read_index(context)  # raises NotLeader
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
-        self._pending.reads[context] = _Read(key, future)
+        self._pending.reads[context] = _Read(key, future, mops=mops)
         self._schedule_ready()
         return future
 
@@ -370,9 +391,9 @@ class RaftServer:
         return future
 
     @staticmethod
-    async def _await_verdict(future: asyncio.Future[Reply], operation: str, timeout_s: float) -> Reply:
+    async def _await_verdict(future: asyncio.Future[Reply], read_only: bool, timeout_s: float) -> Reply:
         # Reads change nothing, so a read that timed out definitely had no effect.
-        timeout = Reply.error(504, f"no verdict within {timeout_s:g} s", definite=operation == "get")
+        timeout = Reply.error(504, f"no verdict within {timeout_s:g} s", definite=read_only)
         timer = asyncio.get_running_loop().call_later(timeout_s, _resolve, future, timeout)
         try:
             return await future
@@ -393,7 +414,8 @@ class RaftServer:
             self._pending.forwards.pop(forward_id, None)
             return Reply.error(503, f"leader {leader} is not reachable", definite=True, leader=leader)
         try:
-            return await self._await_verdict(future, operation, self.config.request_timeout_s + FORWARD_GRACE_S)
+            return await self._await_verdict(future, is_read_only(operation, args),
+                                             self.config.request_timeout_s + FORWARD_GRACE_S)
         finally:
             self._pending.forwards.pop(forward_id, None)
 
