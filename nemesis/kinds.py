@@ -135,9 +135,81 @@ class Packet:
         return PacketNemesis(ctx.remotes, ctx.rng)
 
 
+def _disk_nemesis(ctx: NemesisContext) -> Nemesis:
+    from splitbrain.nemesis.disk import DiskNemesis
+
+    return ctx.shared("disk", lambda: DiskNemesis(ctx))
+
+
+@dataclass(frozen=True)
+class Corrupt:
+    """Damaged data files: one node's process killed, one of its log files (``files``: log | snapshot |
+    other | any) given a flipped bit, a zeroed chunk or a chunk copied from elsewhere in the file, the
+    process started on it; at the fault's end the bytes are put back and the process restarted.
+    ``live``: the files are damaged under the running process instead."""
+
+    modes: tuple[str, ...] = ("bitflip", "zero", "copy")
+    files: str = "log"
+    live: bool = False
+    name: str = field(default="corrupt", init=False)
+    needs: tuple[str, ...] = field(default=("kill/start", "data_files"), init=False)
+
+    def fault(self, nodes: Sequence[str], rng: random.Random) -> tuple[Step, Step]:
+        value = {"nodes": [rng.choice(sorted(nodes))], "mode": rng.choice(list(self.modes)), "files": self.files,
+                 "seed": rng.randrange(2**31)}
+        if self.live:
+            value["live"] = True
+        return Step(0, "start-corrupt", value), Step(0, "stop-corrupt")
+
+    def nemesis(self, ctx: NemesisContext) -> Nemesis:
+        return _disk_nemesis(ctx)
+
+
+@dataclass(frozen=True)
+class CorruptLive(Corrupt):
+    """``corrupt`` under a running process (what a target that reads its files again then sees)."""
+
+    live: bool = True
+    name: str = field(default="corrupt-live", init=False)
+
+
+@dataclass(frozen=True)
+class Truncate:
+    """Torn writes: one node's process killed, the tail of its newest log/WAL file cut by 1..512 bytes,
+    the process started again (restarted once more at the fault's end)."""
+
+    name: str = field(default="truncate", init=False)
+    needs: tuple[str, ...] = field(default=("kill/start", "data_files"), init=False)
+
+    def fault(self, nodes: Sequence[str], rng: random.Random) -> tuple[Step, Step]:
+        value = {"nodes": [rng.choice(sorted(nodes))], "seed": rng.randrange(2**31)}
+        return Step(0, "start-truncate", value), Step(0, "stop-truncate")
+
+    def nemesis(self, ctx: NemesisContext) -> Nemesis:
+        return _disk_nemesis(ctx)
+
+
+@dataclass(frozen=True)
+class Disk:
+    """``--nemesis disk``: one disk fault at a time, each drawn from ``kinds`` (corrupt, truncate)."""
+
+    kinds: tuple[str, ...] = ("corrupt", "truncate")
+    name: str = field(default="disk", init=False)
+    needs: tuple[str, ...] = field(default=("kill/start", "data_files"), init=False)
+
+    def fault(self, nodes: Sequence[str], rng: random.Random) -> tuple[Step, Step]:
+        return BUILTIN_KINDS[rng.choice(list(self.kinds))]().fault(nodes, rng)
+
+    def nemesis(self, ctx: NemesisContext) -> Nemesis:
+        return _disk_nemesis(ctx)
+
+
 BUILTIN_KINDS: dict[str, type] = {"partition": Partition, "kill": Kill, "pause": Pause, "clock": Clock,
-                                  "packet": Packet}
-FAULT_KINDS = tuple(BUILTIN_KINDS)
+                                  "packet": Packet, "corrupt": Corrupt, "corrupt-live": CorruptLive,
+                                  "truncate": Truncate, "disk": Disk}
+# What ``--nemesis all`` means: the faults every target takes (the disk faults need a target that names
+# its data files, so they are asked for by name).
+FAULT_KINDS = ("partition", "kill", "pause", "clock", "packet")
 
 
 def parse_kinds(spec: str) -> tuple[str, ...]:
@@ -150,11 +222,11 @@ def parse_kinds(spec: str) -> tuple[str, ...]:
         return FAULT_KINDS
     kinds = tuple(k.strip() for k in spec.split(","))
     if not spec or any(not k for k in kinds):
-        raise ValueError(f"expected all, none, or a comma list of {', '.join(FAULT_KINDS)}, got {spec!r}")
-    unknown = [k for k in kinds if k not in FAULT_KINDS]
+        raise ValueError(f"expected all, none, or a comma list of {', '.join(BUILTIN_KINDS)}, got {spec!r}")
+    unknown = [k for k in kinds if k not in BUILTIN_KINDS]
     if unknown:
         raise ValueError(f"unknown nemesis {', '.join(unknown)}; expected all, none, or a comma list of "
-                         f"{', '.join(FAULT_KINDS)}")
+                         f"{', '.join(BUILTIN_KINDS)}")
     return tuple(dict.fromkeys(kinds))
 
 

@@ -14,7 +14,8 @@ from typing import Any
 
 from splitbrain.targets.raft.core.types import Entry, HardState, Message, PersistedState, ReadState, Ready
 
-BUGS = frozenset({"stale-read", "lease-read", "no-fencing", "early-ack", "no-fsync"})
+# no-crc and fsync-lies are bugs of the shell's log (server/storage.py), simulated in sim/cluster.py.
+BUGS = frozenset({"stale-read", "lease-read", "no-fencing", "early-ack", "no-fsync", "no-crc", "fsync-lies"})
 
 FOLLOWER = "follower"
 PRE_CANDIDATE = "pre_candidate"
