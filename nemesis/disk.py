@@ -9,9 +9,9 @@ read) is the point of the test. The ``live`` variant damages the files under a r
 
 Ops (values are JSON; the schedule draws them, nemesis/kinds.py):
 - ``start-corrupt`` ``{"nodes": [...], "mode": bitflip|zero|copy, "files": log|snapshot|other|any,
-  "live": bool, "seed": n}``, ended by ``stop-corrupt``: the original bytes put back where the file
+  "live": bool, "seed": n}`` (optional ``offset``, ``length``: aim instead of drawing), ended by ``stop-corrupt``: the original bytes put back where the file
   still holds the damage, and the process restarted.
-- ``start-truncate`` ``{"nodes": [...], "seed": n}``, ended by ``stop-truncate``: the process restarted
+- ``start-truncate`` ``{"nodes": [...], "seed": n}`` (optional ``length``), ended by ``stop-truncate``: the process restarted
   (a cut tail cannot be put back once the process has written past it).
 Each completion lists the faults done, ``{"node", "file", "offset", "length", "mode"}``, as the history's
 record of where the damage is.
@@ -103,6 +103,9 @@ class DiskNemesis:
             files = self.target.data_files(test, node)
             request = {"op": what, "directory": files.directory, "seed": int(value.get("seed", 0)) + i,
                        "max_bytes": self.max_bytes}
+            for aim in ("offset", "length"):
+                if value.get(aim) is not None:
+                    request[aim] = int(value[aim])
             if what == "corrupt":
                 request["mode"] = value.get("mode", "bitflip")
                 request["patterns"] = list(files.patterns(value.get("files", "log")))

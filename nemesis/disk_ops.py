@@ -8,9 +8,11 @@ corruption the bytes before and after, so the fault can be taken back.
 
 Requests (``op`` and its fields):
 - ``corrupt``: ``directory``, ``patterns`` (globs relative to it), ``mode`` bitflip | zero | copy,
-  ``seed``, ``max_bytes``: one change in one of the non-empty matching files.
+  ``seed``, ``max_bytes``: one change in one of the non-empty matching files; ``offset`` and ``length``,
+  when given, say where instead of the seed (a hand-written schedule aims at a place).
 - ``truncate``: ``directory``, ``patterns``, ``seed``, ``max_bytes``: the newest matching file (by
-  modification time, then name) loses 1..max_bytes bytes of its tail (a torn write).
+  modification time, then name) loses 1..max_bytes bytes of its tail (a torn write); ``length`` says how
+  many instead.
 - ``restore``: ``file``, ``offset``, ``original``, ``written`` (hex): put the original bytes back if
   the file still holds what the corruption wrote there (else it was rewritten since: leave it).
 """
@@ -68,12 +70,18 @@ def corrupt(request: dict[str, Any]) -> dict[str, Any]:
     path, size, _ = rng.choice(files)
     if mode == "bitflip":
         offset, length = rng.randrange(size), 1
+        if request.get("offset") is not None:
+            offset = min(int(request["offset"]), size - 1)
         original = _read_at(path, offset, 1)
         written = bytes([original[0] ^ (1 << rng.randrange(8))])
         source = None
     else:
         length = rng.randint(1, max(1, min(size // 2 if mode == "copy" else size, request["max_bytes"])))
+        if request.get("length") is not None:
+            length = max(1, min(int(request["length"]), size // 2 if mode == "copy" else size))
         offset = rng.randrange(size - length + 1)
+        if request.get("offset") is not None:
+            offset = min(int(request["offset"]), size - length)
         original = _read_at(path, offset, length)
         if mode == "zero":
             written, source = bytes(length), None
@@ -96,6 +104,8 @@ def truncate(request: dict[str, Any]) -> dict[str, Any]:
     path, size, _ = max(files, key=lambda f: (f[2], f[0]))
     rng = random.Random(request["seed"])
     cut = rng.randint(1, max(1, min(size, request["max_bytes"])))
+    if request.get("length") is not None:
+        cut = max(1, min(int(request["length"]), size))
     fd = os.open(path, os.O_WRONLY)
     try:
         os.ftruncate(fd, size - cut)

@@ -135,6 +135,14 @@ class Packet:
         return PacketNemesis(ctx.remotes, ctx.rng)
 
 
+def _some_nodes(spec: str, nodes: Sequence[str], rng: random.Random) -> list[str]:
+    """one | minority | majority | all of ``nodes``, drawn now (the schedule stores the names)."""
+    ordered = sorted(nodes)
+    count = {"one": 1, "minority": max(1, (len(ordered) - 1) // 2), "majority": len(ordered) // 2 + 1,
+             "all": len(ordered)}[spec]
+    return sorted(rng.sample(ordered, count))
+
+
 def _disk_nemesis(ctx: NemesisContext) -> Nemesis:
     from splitbrain.nemesis.disk import DiskNemesis
 
@@ -143,20 +151,22 @@ def _disk_nemesis(ctx: NemesisContext) -> Nemesis:
 
 @dataclass(frozen=True)
 class Corrupt:
-    """Damaged data files: one node's process killed, one of its log files (``files``: log | snapshot |
-    other | any) given a flipped bit, a zeroed chunk or a chunk copied from elsewhere in the file, the
-    process started on it; at the fault's end the bytes are put back and the process restarted.
+    """Damaged data files: the processes of some nodes (``targets``: one, minority, majority, all)
+    killed, one of each node's files (``files``: log | snapshot | other | any) given a flipped bit, a
+    zeroed chunk or a chunk copied from elsewhere in the file, the process started on it; at the fault's
+    end the bytes are put back and the process restarted.
     ``live``: the files are damaged under the running process instead."""
 
     modes: tuple[str, ...] = ("bitflip", "zero", "copy")
     files: str = "log"
     live: bool = False
+    targets: tuple[str, ...] = ("one", "minority", "majority", "all")
     name: str = field(default="corrupt", init=False)
     needs: tuple[str, ...] = field(default=("kill/start", "data_files"), init=False)
 
     def fault(self, nodes: Sequence[str], rng: random.Random) -> tuple[Step, Step]:
-        value = {"nodes": [rng.choice(sorted(nodes))], "mode": rng.choice(list(self.modes)), "files": self.files,
-                 "seed": rng.randrange(2**31)}
+        value = {"nodes": _some_nodes(rng.choice(list(self.targets)), nodes, rng),
+                 "mode": rng.choice(list(self.modes)), "files": self.files, "seed": rng.randrange(2**31)}
         if self.live:
             value["live"] = True
         return Step(0, "start-corrupt", value), Step(0, "stop-corrupt")

@@ -96,7 +96,8 @@ def scan(data: bytes, file: str, *, check_crc: bool = True) -> tuple[Recovered, 
     """Replay the records in ``data``; returns the state and the offset where the intact log ends.
 
     ``check_crc=False`` is the ``no-crc`` bug: lengths and payloads are trusted as read, so a damaged
-    record that still parses is applied as if it had been written so."""
+    record that still parses is applied as if it had been written so, and one that does not is taken for
+    a torn tail (without checksums the two look alike): the log is cut there, with everything after it."""
     state = Recovered()
     offset = 0
     size = len(data)
@@ -110,6 +111,8 @@ def scan(data: bytes, file: str, *, check_crc: bool = True) -> tuple[Recovered, 
                 break  # the file was extended but the write never landed
             raise StorageCorruptError(file, offset, "record header checksum mismatch (damaged length)")
         if length > MAX_RECORD_BYTES:
+            if not check_crc:
+                break
             raise StorageCorruptError(file, offset, f"record length {length} exceeds the maximum")
         end = offset + _HEADER.size + length
         if end > size:
@@ -120,10 +123,15 @@ def scan(data: bytes, file: str, *, check_crc: bool = True) -> tuple[Recovered, 
                 break  # the last record was cut mid-write
             raise StorageCorruptError(file, offset, "record checksum mismatch")
         try:
-            payload = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise StorageCorruptError(file, offset, f"record is not valid JSON ({e})") from None
-        _apply_record(state, payload, file, offset)
+            try:
+                payload = json.loads(body)
+            except (UnicodeDecodeError, json.JSONDecodeError) as e:
+                raise StorageCorruptError(file, offset, f"record is not valid JSON ({e})") from None
+            _apply_record(state, payload, file, offset)
+        except StorageCorruptError:
+            if check_crc:
+                raise
+            break
         offset = end
     return state, offset
 
