@@ -27,6 +27,7 @@ FAULT_ENDS: dict[str, tuple[str, str]] = {
     # disk faults (nemesis/disk.py): the start's completion names each damaged file, offset and length
     "start-corrupt": ("stop-corrupt", "corrupt"),
     "start-truncate": ("stop-truncate", "truncate"),
+    "start-lose-unfsynced": ("stop-lose-unfsynced", "lose-unfsynced"),
 }
 
 

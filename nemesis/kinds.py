@@ -199,11 +199,36 @@ class Truncate:
         return _disk_nemesis(ctx)
 
 
+def _power_nemesis(ctx: NemesisContext) -> Nemesis:
+    from splitbrain.nemesis.power import PowerNemesis
+
+    return ctx.shared("power", lambda: PowerNemesis(ctx))
+
+
+@dataclass(frozen=True)
+class LoseUnfsynced:
+    """Power cuts: the data directories on a FUSE file system that keeps only what was fsynced; a fault
+    kills some nodes' processes (``targets``: one, minority, majority, all) and discards what they had not
+    made durable; they start again at the fault's end. Off (no FUSE mount) unless this kind is asked for."""
+
+    targets: tuple[str, ...] = ("one", "minority", "majority", "all")
+    name: str = field(default="lose-unfsynced", init=False)
+    needs: tuple[str, ...] = field(default=("kill/start", "data_files"), init=False)
+
+    def fault(self, nodes: Sequence[str], rng: random.Random) -> tuple[Step, Step]:
+        value = {"nodes": _some_nodes(rng.choice(list(self.targets)), nodes, rng)}
+        return Step(0, "start-lose-unfsynced", value), Step(0, "stop-lose-unfsynced")
+
+    def nemesis(self, ctx: NemesisContext) -> Nemesis:
+        return _power_nemesis(ctx)
+
+
 @dataclass(frozen=True)
 class Disk:
-    """``--nemesis disk``: one disk fault at a time, each drawn from ``kinds`` (corrupt, truncate)."""
+    """``--nemesis disk``: one disk fault at a time, each drawn from ``kinds`` (corrupt, truncate,
+    lose-unfsynced)."""
 
-    kinds: tuple[str, ...] = ("corrupt", "truncate")
+    kinds: tuple[str, ...] = ("corrupt", "truncate", "lose-unfsynced")
     name: str = field(default="disk", init=False)
     needs: tuple[str, ...] = field(default=("kill/start", "data_files"), init=False)
 
@@ -211,12 +236,17 @@ class Disk:
         return BUILTIN_KINDS[rng.choice(list(self.kinds))]().fault(nodes, rng)
 
     def nemesis(self, ctx: NemesisContext) -> Nemesis:
-        return _disk_nemesis(ctx)
+        from splitbrain.nemesis.base import ComposedNemesis
+
+        parts = [_disk_nemesis(ctx)] if {"corrupt", "corrupt-live", "truncate"} & set(self.kinds) else []
+        if "lose-unfsynced" in self.kinds:
+            parts.append(_power_nemesis(ctx))
+        return parts[0] if len(parts) == 1 else ComposedNemesis(parts)
 
 
 BUILTIN_KINDS: dict[str, type] = {"partition": Partition, "kill": Kill, "pause": Pause, "clock": Clock,
                                   "packet": Packet, "corrupt": Corrupt, "corrupt-live": CorruptLive,
-                                  "truncate": Truncate, "disk": Disk}
+                                  "truncate": Truncate, "lose-unfsynced": LoseUnfsynced, "disk": Disk}
 # What ``--nemesis all`` means: the faults every target takes (the disk faults need a target that names
 # its data files, so they are asked for by name).
 FAULT_KINDS = ("partition", "kill", "pause", "clock", "packet")
