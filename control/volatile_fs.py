@@ -6,11 +6,11 @@ mounts an in-memory copy of DIRECTORY over DIRECTORY itself. Every process sees 
 page cache would show them), but only ``fsync``/``fdatasync`` of a file makes that file's data and
 attributes durable, and only ``fsync`` of a directory makes its entries durable (the creates, renames and
 unlinks in it), as POSIX promises and no more. ``cut`` on the control socket (one line, one JSON answer)
-is the power cut: everything not durable is discarded, the file system is unmounted (so the kernel's
-caches go too) and mounted again with the durable state only; the answer lists the writes lost, each
+is the power cut (the nemesis kills the node's processes first): everything not durable is discarded in
+place; the kernel caches no names or attributes and drops a file's pages when it is opened again, so a
+restarted process reads only the durable state; the answer lists the writes lost, each
 ``{"file", "offset", "length"}`` (offsets relative to DIRECTORY's files, exact to the byte). ``stop``
-unmounts and ends the daemon; so does the death of PARENT_PID (the harness), and ``auto_unmount`` covers a
-daemon that is killed. CONTROL_SOCKET ``@NAME`` is an abstract socket (no file to clean up). Any process can run on it: the
+unmounts and ends the daemon; so does the death of PARENT_PID (the harness). CONTROL_SOCKET ``@NAME`` is an abstract socket (no file to clean up). Any process can run on it: the
 mechanism is the kernel's, so Go, Java and Python programs see the same thing.
 
 It imports only the standard library and mfusepy (libfuse 3), so it can be shipped to a node as it is.
@@ -434,8 +434,10 @@ class Daemon:
             threading.Thread(target=self._watch_parent, daemon=True).start()
         while True:
             self._remount = False
-            mfusepy.FUSE(_operations(self.fs), self.mountpoint, foreground=True, auto_unmount=True,
-                         fsname="splitbrain-volatile")
+            # No attribute or name caching in the kernel, and no page cache kept across opens (the
+            # default), so after a cut a restarted process reads the durable state, not stale pages.
+            mfusepy.FUSE(_operations(self.fs), self.mountpoint, foreground=True, fsname="splitbrain-volatile",
+                         attr_timeout=0, entry_timeout=0, negative_timeout=0)
             if not self._remount or self._stopping:
                 break
 
@@ -484,12 +486,7 @@ class Daemon:
             if command == "ping":
                 return {"ok": True}
             if command == "cut":
-                lost = self.fs.cut()
-                self._remount = True
-                self._unmount()
-                if not self._mounted():
-                    return {"error": "the file system did not come back after the cut"}
-                return {"lost": lost}
+                return {"lost": self.fs.cut()}
             if command == "stop":
                 return {"ok": True}
         except (OSError, subprocess.SubprocessError) as e:
