@@ -7,6 +7,7 @@ and lengths in the fault's value), so what is damaged does not depend on how far
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -97,3 +98,25 @@ def test_bug_no_crc_is_caught_acknowledged_writes_lost(tmp_path):
     assert outcome.valid is False, outcome.results
     assert outcome.exit_code == 1
     assert "cannot start" not in node_log(outcome, "node1")
+
+
+POWER_CUT_ALL = [{"at_s": 4.0, "f": "start-lose-unfsynced", "value": {"nodes": ["node1", "node2", "node3"]}},
+                 {"at_s": 5.5, "f": "stop-lose-unfsynced", "value": None}]
+
+
+def test_a_power_cut_of_every_node_loses_nothing_acknowledged_and_the_mounts_go(tmp_path):
+    outcome = disk_run(tmp_path, ("lose-unfsynced",), POWER_CUT_ALL)
+    assert outcome.valid is True, outcome.results
+    (cut,) = nemesis_done(history(outcome), "start-lose-unfsynced")
+    assert cut["value"]["nodes"] == ["node1", "node2", "node3"] and not cut.get("error")
+    data = outcome.run_dir.path / "data"
+    assert not any(os.path.ismount(p) for p in data.iterdir()), "a volatile file system was left mounted"
+
+
+def test_bug_fsync_lies_is_caught_by_a_power_cut(tmp_path):
+    outcome = disk_run(tmp_path, ("lose-unfsynced",), POWER_CUT_ALL, bugs=("fsync-lies",))
+    assert outcome.valid is False, outcome.results
+    (cut,) = nemesis_done(history(outcome), "start-lose-unfsynced")
+    lost = cut["value"]["lost"]
+    assert lost and all({"node", "file", "offset", "length"} <= set(w) for w in lost)
+    assert any(w["file"].endswith("/wal") and w["length"] > 0 for w in lost)
