@@ -26,6 +26,8 @@ _PUBLIC: dict[str, str] = {
     "HasPrimaries": "splitbrain.control.target",
     "HasLogs": "splitbrain.control.target",
     "WaitsReady": "splitbrain.control.target",
+    "HasDataFiles": "splitbrain.control.target",
+    "DataFiles": "splitbrain.control.target",
     "Client": "splitbrain.control.target",
     "ClientOpener": "splitbrain.control.target",
     "TargetSpec": "splitbrain.control.target",

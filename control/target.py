@@ -74,8 +74,41 @@ class WaitsReady(Protocol):
     def wait_ready(self, test: Any, timeout_s: float) -> None: ...
 
 
+@dataclass(frozen=True)
+class DataFiles:
+    """Where a node keeps its durable state, for the disk faults (``--nemesis corrupt,truncate,...``).
+
+    ``directory``: the node's data directory (on the node); ``logs``, ``snapshots``, ``other``: glob
+    patterns relative to it of its log/WAL files, its snapshots, and its other data files. The newest
+    file matching ``logs`` (by modification time, then name) is the one a torn write cuts.
+    """
+
+    directory: str
+    logs: tuple[str, ...] = ()
+    snapshots: tuple[str, ...] = ()
+    other: tuple[str, ...] = ()
+
+    def patterns(self, role: str) -> tuple[str, ...]:
+        """The patterns of ``role``: log | snapshot | other | any."""
+        by_role = {"log": self.logs, "snapshot": self.snapshots, "other": self.other}
+        if role == "any":
+            return self.logs + self.snapshots + self.other
+        if role not in by_role:
+            raise ValueError(f"unknown data file role {role!r}; expected log, snapshot, other or any")
+        return by_role[role]
+
+
+@runtime_checkable
+class HasDataFiles(Protocol):
+    """Names the node's data files and which of them are its log/WAL and snapshots: the disk faults
+    corrupt and cut them (while the process is down, through the node's Remote) and, for
+    ``lose-unfsynced``, mount ``directory`` on a file system that forgets what was never fsynced."""
+
+    def data_files(self, test: Any, node: str) -> DataFiles: ...
+
+
 CAPABILITIES: dict[str, type] = {"kill/start": Killable, "pause/resume": Pausable, "primaries": HasPrimaries,
-                                 "log_files": HasLogs, "wait_ready": WaitsReady}
+                                 "log_files": HasLogs, "wait_ready": WaitsReady, "data_files": HasDataFiles}
 
 
 def capabilities_of(target: Any) -> set[str]:

@@ -243,7 +243,8 @@ def _add_run(sub: Any) -> None:
                         "(default strict-serializable)")
     p.add_argument("--nemesis", default="all", metavar="KINDS",
                    help=f"the faults: a comma list of {', '.join(names('nemesis') or FAULT_KINDS)}, all (the "
-                        "built-in ones), or none (default: all)")
+                        f"network, process and clock faults: {', '.join(FAULT_KINDS)}; disk faults are named), or none "
+                        "(default: all)")
     p.add_argument("--nodes", type=int, default=None, help="how many nodes (default 5, or the number of --ssh-hosts)")
     p.add_argument("--remote", default="local", choices=("local", "docker", "ssh"),
                    help="local: network namespaces on this machine (root); docker: containers from the node "

@@ -111,6 +111,9 @@ class HealingNemesis:
     def heal(self, test: Any) -> None:
         self.inner.heal(test)
 
+    def teardown(self, test: Any) -> None:
+        self.inner.teardown(test)
+
 
 def schedule_of(test: Test) -> list[Step]:
     """The test's fault schedule: the stored one (repro), else drawn from its seed."""
@@ -263,6 +266,8 @@ def _tear_down(test: Test, parts: _Parts) -> None:
     if parts.target is not None and parts.opened is not None:
         steps += [(f"stop the target on {n}", partial(parts.target.teardown, test, n))
                   for n in parts.opened.cluster.nodes]
+    if parts.nemesis is not None:  # after the target: e.g. a file system under its data comes off
+        steps.append(("tear down the nemesis", lambda: parts.nemesis.teardown(test)))
     if parts.opened is not None:
         steps.append(("remove the nodes", parts.opened.cluster.down))
     for what, step in steps:

@@ -24,6 +24,10 @@ FAULT_ENDS: dict[str, tuple[str, str]] = {
     "bump-clock": ("reset-clock", "clock"),
     "strobe-clock": ("reset-clock", "clock"),
     "start-packet": ("stop-packet", "packet"),
+    # disk faults (nemesis/disk.py): the start's completion names each damaged file, offset and length
+    "start-corrupt": ("stop-corrupt", "corrupt"),
+    "start-truncate": ("stop-truncate", "truncate"),
+    "start-lose-unfsynced": ("stop-lose-unfsynced", "lose-unfsynced"),
 }
 
 

@@ -15,7 +15,8 @@ from splitbrain.histories.op import Op
 class Nemesis(Protocol):
     """A fault injector. ``invoke`` gets the nemesis op the generator chose (``f`` one of ``fs()``) and
     returns its completion; ``heal`` undoes every fault it may have left, is idempotent, and is always
-    called at the end of a run, also after errors and on Ctrl-C."""
+    called at the end of a run, also after errors and on Ctrl-C. An optional ``teardown(test)`` runs once
+    the target's processes are stopped (ComposedNemesis.teardown)."""
 
     def setup(self, test: Any) -> None: ...
 
@@ -83,6 +84,19 @@ class ComposedNemesis:
                 nemesis.heal(test)
             except Exception as e:  # noqa: BLE001 - collected and re-raised below
                 errors.append(e)
+        if errors:
+            raise errors[0]
+
+    def teardown(self, test: Any) -> None:
+        """The optional last step of a nemesis, after the target's processes are stopped (a file system
+        under their data comes off only then): called on those that have it, every one even when one fails."""
+        errors: list[BaseException] = []
+        for nemesis in self.nemeses:
+            if callable(getattr(nemesis, "teardown", None)):
+                try:
+                    nemesis.teardown(test)
+                except Exception as e:  # noqa: BLE001 - collected and re-raised below
+                    errors.append(e)
         if errors:
             raise errors[0]
 

@@ -135,9 +135,121 @@ class Packet:
         return PacketNemesis(ctx.remotes, ctx.rng)
 
 
+def _some_nodes(spec: str, nodes: Sequence[str], rng: random.Random) -> list[str]:
+    """one | minority | majority | all of ``nodes``, drawn now (the schedule stores the names)."""
+    ordered = sorted(nodes)
+    count = {"one": 1, "minority": max(1, (len(ordered) - 1) // 2), "majority": len(ordered) // 2 + 1,
+             "all": len(ordered)}[spec]
+    return sorted(rng.sample(ordered, count))
+
+
+def _disk_nemesis(ctx: NemesisContext) -> Nemesis:
+    from splitbrain.nemesis.disk import DiskNemesis
+
+    return ctx.shared("disk", lambda: DiskNemesis(ctx))
+
+
+@dataclass(frozen=True)
+class Corrupt:
+    """Damaged data files: the processes of some nodes (``targets``: one, minority, majority, all)
+    killed, one of each node's files (``files``: log | snapshot | other | any) given a flipped bit, a
+    zeroed chunk or a chunk copied from elsewhere in the file, the process started on it; at the fault's
+    end the bytes are put back and the process restarted.
+    ``live``: the files are damaged under the running process instead."""
+
+    modes: tuple[str, ...] = ("bitflip", "zero", "copy")
+    files: str = "log"
+    live: bool = False
+    targets: tuple[str, ...] = ("one", "minority", "majority", "all")
+    name: str = field(default="corrupt", init=False)
+    needs: tuple[str, ...] = field(default=("kill/start", "data_files"), init=False)
+
+    def fault(self, nodes: Sequence[str], rng: random.Random) -> tuple[Step, Step]:
+        value = {"nodes": _some_nodes(rng.choice(list(self.targets)), nodes, rng),
+                 "mode": rng.choice(list(self.modes)), "files": self.files, "seed": rng.randrange(2**31)}
+        if self.live:
+            value["live"] = True
+        return Step(0, "start-corrupt", value), Step(0, "stop-corrupt")
+
+    def nemesis(self, ctx: NemesisContext) -> Nemesis:
+        return _disk_nemesis(ctx)
+
+
+@dataclass(frozen=True)
+class CorruptLive(Corrupt):
+    """``corrupt`` under a running process (what a target that reads its files again then sees)."""
+
+    live: bool = True
+    name: str = field(default="corrupt-live", init=False)
+
+
+@dataclass(frozen=True)
+class Truncate:
+    """Torn writes: one node's process killed, the tail of its newest log/WAL file cut by 1..512 bytes,
+    the process started again (restarted once more at the fault's end)."""
+
+    name: str = field(default="truncate", init=False)
+    needs: tuple[str, ...] = field(default=("kill/start", "data_files"), init=False)
+
+    def fault(self, nodes: Sequence[str], rng: random.Random) -> tuple[Step, Step]:
+        value = {"nodes": [rng.choice(sorted(nodes))], "seed": rng.randrange(2**31)}
+        return Step(0, "start-truncate", value), Step(0, "stop-truncate")
+
+    def nemesis(self, ctx: NemesisContext) -> Nemesis:
+        return _disk_nemesis(ctx)
+
+
+def _power_nemesis(ctx: NemesisContext) -> Nemesis:
+    from splitbrain.nemesis.power import PowerNemesis
+
+    return ctx.shared("power", lambda: PowerNemesis(ctx))
+
+
+@dataclass(frozen=True)
+class LoseUnfsynced:
+    """Power cuts: the data directories on a FUSE file system that keeps only what was fsynced; a fault
+    kills some nodes' processes (``targets``: one, minority, majority, all) and discards what they had not
+    made durable; they start again at the fault's end. Off (no FUSE mount) unless this kind is asked for."""
+
+    targets: tuple[str, ...] = ("one", "minority", "majority", "all")
+    name: str = field(default="lose-unfsynced", init=False)
+    needs: tuple[str, ...] = field(default=("kill/start", "data_files"), init=False)
+
+    def fault(self, nodes: Sequence[str], rng: random.Random) -> tuple[Step, Step]:
+        value = {"nodes": _some_nodes(rng.choice(list(self.targets)), nodes, rng)}
+        return Step(0, "start-lose-unfsynced", value), Step(0, "stop-lose-unfsynced")
+
+    def nemesis(self, ctx: NemesisContext) -> Nemesis:
+        return _power_nemesis(ctx)
+
+
+@dataclass(frozen=True)
+class Disk:
+    """``--nemesis disk``: one disk fault at a time, each drawn from ``kinds`` (corrupt, truncate,
+    lose-unfsynced)."""
+
+    kinds: tuple[str, ...] = ("corrupt", "truncate", "lose-unfsynced")
+    name: str = field(default="disk", init=False)
+    needs: tuple[str, ...] = field(default=("kill/start", "data_files"), init=False)
+
+    def fault(self, nodes: Sequence[str], rng: random.Random) -> tuple[Step, Step]:
+        return BUILTIN_KINDS[rng.choice(list(self.kinds))]().fault(nodes, rng)
+
+    def nemesis(self, ctx: NemesisContext) -> Nemesis:
+        from splitbrain.nemesis.base import ComposedNemesis
+
+        parts = [_disk_nemesis(ctx)] if {"corrupt", "corrupt-live", "truncate"} & set(self.kinds) else []
+        if "lose-unfsynced" in self.kinds:
+            parts.append(_power_nemesis(ctx))
+        return parts[0] if len(parts) == 1 else ComposedNemesis(parts)
+
+
 BUILTIN_KINDS: dict[str, type] = {"partition": Partition, "kill": Kill, "pause": Pause, "clock": Clock,
-                                  "packet": Packet}
-FAULT_KINDS = tuple(BUILTIN_KINDS)
+                                  "packet": Packet, "corrupt": Corrupt, "corrupt-live": CorruptLive,
+                                  "truncate": Truncate, "lose-unfsynced": LoseUnfsynced, "disk": Disk}
+# What ``--nemesis all`` means: the faults every target takes (the disk faults need a target that names
+# its data files, so they are asked for by name).
+FAULT_KINDS = ("partition", "kill", "pause", "clock", "packet")
 
 
 def parse_kinds(spec: str) -> tuple[str, ...]:
@@ -150,11 +262,11 @@ def parse_kinds(spec: str) -> tuple[str, ...]:
         return FAULT_KINDS
     kinds = tuple(k.strip() for k in spec.split(","))
     if not spec or any(not k for k in kinds):
-        raise ValueError(f"expected all, none, or a comma list of {', '.join(FAULT_KINDS)}, got {spec!r}")
-    unknown = [k for k in kinds if k not in FAULT_KINDS]
+        raise ValueError(f"expected all, none, or a comma list of {', '.join(BUILTIN_KINDS)}, got {spec!r}")
+    unknown = [k for k in kinds if k not in BUILTIN_KINDS]
     if unknown:
         raise ValueError(f"unknown nemesis {', '.join(unknown)}; expected all, none, or a comma list of "
-                         f"{', '.join(FAULT_KINDS)}")
+                         f"{', '.join(BUILTIN_KINDS)}")
     return tuple(dict.fromkeys(kinds))
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 from splitbrain.control.errors import RemoteError
 from splitbrain.control.remote import NodeFiles
-from splitbrain.control.target import OneProcessPerNode
+from splitbrain.control.target import DataFiles, OneProcessPerNode
 
 log = logging.getLogger("splitbrain.targets.etcd")
 
@@ -122,6 +122,13 @@ class EtcdTarget(OneProcessPerNode):
     def log_files(self, test: Any, node: str) -> Sequence[str]:
         return []  # etcd logs to stderr, which the spawn callback writes to nodes/<node>/etcd.log
 
+    # -- HasDataFiles -----------------------------------------------------------------------------------
+    def data_files(self, test: Any, node: str) -> DataFiles:
+        """etcd 3.4's member directory: the WAL segments (preallocated to 64 MB, so most of a new segment is
+        zeros), the raft snapshots, and bbolt's key-value file."""
+        return DataFiles(str(self.data_root / node), logs=("member/wal/*.wal",), snapshots=("member/snap/*.snap",),
+                         other=("member/snap/db",))
+
 
 def leaders_of(statuses: Mapping[str, dict[str, Any] | None]) -> list[str]:
     """From each member's status: the members whose own id is the leader its highest-term peers name."""
@@ -132,3 +139,4 @@ def leaders_of(statuses: Mapping[str, dict[str, Any] | None]) -> list[str]:
     top = max(term.values())
     return sorted(n for n, s in known.items()
                   if term[n] == top and s.get("leader") and str(s.get("leader")) == str(s.get("header", {}).get("member_id")))
+

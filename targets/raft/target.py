@@ -15,7 +15,7 @@ from typing import Any
 
 from splitbrain.control.errors import ConfigError, RemoteError
 from splitbrain.control.remote import NodeFiles
-from splitbrain.control.target import OneProcessPerNode
+from splitbrain.control.target import DataFiles, OneProcessPerNode
 from splitbrain.targets.raft.client import RaftClient
 from splitbrain.targets.raft.core import BUGS
 
@@ -28,7 +28,8 @@ Spawner = Callable[[str, Sequence[str], Mapping[str, str]], Any]
 
 
 class RaftTarget(OneProcessPerNode):
-    """Killable, Pausable, HasPrimaries, HasLogs. ``spawn(node, argv, env)`` starts a process on a node."""
+    """Killable, Pausable, HasPrimaries, HasLogs, HasDataFiles. ``spawn(node, argv, env)`` starts a process
+    on a node."""
 
     def __init__(self, addresses: Mapping[str, str], data_root: Path, spawn: Spawner, *,
                  bugs: Sequence[str] = (), seed: int = 0, tick_ms: int = 50, election_ticks: int = 10,
@@ -107,3 +108,8 @@ class RaftTarget(OneProcessPerNode):
 
     def log_files(self, test: Any, node: str) -> list[str]:
         return []  # the server logs to stderr, which the node's Remote already writes to nodes/<node>/
+
+    # -- HasDataFiles ------------------------------------------------------------------------------------
+    def data_files(self, test: Any, node: str) -> DataFiles:
+        """One write-ahead log per node (server/storage.py), no snapshots."""
+        return DataFiles(str(self.data_root / node), logs=("wal",))

@@ -22,7 +22,7 @@ from typing import Any
 
 from splitbrain.control.errors import ConfigError, RemoteError
 from splitbrain.control.remote import NodeFiles
-from splitbrain.control.target import OneProcessPerNode
+from splitbrain.control.target import DataFiles, OneProcessPerNode
 
 CLIENT_PORT, QUORUM_PORT, ELECTION_PORT = 2181, 2888, 3888
 JARS = ("/usr/share/java/zookeeper.jar", "/usr/share/java/slf4j-log4j12.jar", "/usr/share/java/log4j-1.2.jar")
@@ -160,3 +160,9 @@ class ZooKeeperTarget(OneProcessPerNode):
 
     def log_files(self, test: Any, node: str) -> list[str]:
         return []  # log4j writes to stdout, which the spawn callback already puts in nodes/<node>/
+
+    # -- HasDataFiles -----------------------------------------------------------------------------------
+    def data_files(self, test: Any, node: str) -> DataFiles:
+        """ZooKeeper's transaction logs (preallocated in 64 MB steps) and snapshots, in dataDir/version-2."""
+        return DataFiles(str(self.data_root / node / "data"), logs=("version-2/log.*",),
+                         snapshots=("version-2/snapshot.*",))

@@ -14,8 +14,10 @@ from typing import Any
 
 from splitbrain.targets.raft.core.types import Entry, HardState, Message, PersistedState, ReadState, Ready
 
-# no-fsync and txn-split are the shell's (the server's): the core behaves normally with them.
-BUGS = frozenset({"stale-read", "lease-read", "no-fencing", "early-ack", "no-fsync", "txn-split"})
+# no-fsync and txn-split are the shell's (the server's): the core behaves normally with them; no-crc and
+# fsync-lies are bugs of the shell's log (server/storage.py), simulated in sim/cluster.py.
+BUGS = frozenset({"stale-read", "lease-read", "no-fencing", "early-ack", "no-fsync", "txn-split", "no-crc",
+                  "fsync-lies"})
 
 FOLLOWER = "follower"
 PRE_CANDIDATE = "pre_candidate"

@@ -114,7 +114,9 @@ class RaftServer:
     def __init__(self, config: ServerConfig, clock_ms: Callable[[], int] = wall_clock_ms) -> None:
         self.config = config
         self._clock_ms = clock_ms
-        self._wal, recovered = DurableLog.open(config.data_dir, sync="no-fsync" not in config.bugs)
+        self._wal, recovered = DurableLog.open(config.data_dir, sync="no-fsync" not in config.bugs,
+                                               check_crc="no-crc" not in config.bugs,
+                                               fsync_lies="fsync-lies" in config.bugs)
         persisted = None
         if recovered.hard_state is not None or recovered.entries:
             hard_state = HardState.from_dict(recovered.hard_state) if recovered.hard_state else HardState()

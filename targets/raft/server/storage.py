@@ -92,8 +92,12 @@ def _is_all_zero(data: bytes) -> bool:
     return not data.strip(b"\0")
 
 
-def scan(data: bytes, file: str) -> tuple[Recovered, int]:
-    """Replay the records in ``data``; returns the state and the offset where the intact log ends."""
+def scan(data: bytes, file: str, *, check_crc: bool = True) -> tuple[Recovered, int]:
+    """Replay the records in ``data``; returns the state and the offset where the intact log ends.
+
+    ``check_crc=False`` is the ``no-crc`` bug: lengths and payloads are trusted as read, so a damaged
+    record that still parses is applied as if it had been written so, and one that does not is taken for
+    a torn tail (without checksums the two look alike): the log is cut there, with everything after it."""
     state = Recovered()
     offset = 0
     size = len(data)
@@ -102,25 +106,32 @@ def scan(data: bytes, file: str) -> tuple[Recovered, int]:
         if remaining < _HEADER.size:
             break  # torn header
         length, crc, header_crc = _HEADER.unpack_from(data, offset)
-        if zlib.crc32(data[offset : offset + 8]) != header_crc:
+        if check_crc and zlib.crc32(data[offset : offset + 8]) != header_crc:
             if _is_all_zero(data[offset:]):
                 break  # the file was extended but the write never landed
             raise StorageCorruptError(file, offset, "record header checksum mismatch (damaged length)")
         if length > MAX_RECORD_BYTES:
+            if not check_crc:
+                break
             raise StorageCorruptError(file, offset, f"record length {length} exceeds the maximum")
         end = offset + _HEADER.size + length
         if end > size:
             break  # torn payload: the header landed, the rest did not
         body = data[offset + _HEADER.size : end]
-        if zlib.crc32(body) != crc:
+        if check_crc and zlib.crc32(body) != crc:
             if end == size:
                 break  # the last record was cut mid-write
             raise StorageCorruptError(file, offset, "record checksum mismatch")
         try:
-            payload = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise StorageCorruptError(file, offset, f"record is not valid JSON ({e})") from None
-        _apply_record(state, payload, file, offset)
+            try:
+                payload = json.loads(body)
+            except (UnicodeDecodeError, json.JSONDecodeError) as e:
+                raise StorageCorruptError(file, offset, f"record is not valid JSON ({e})") from None
+            _apply_record(state, payload, file, offset)
+        except StorageCorruptError:
+            if check_crc:
+                raise
+            break
         offset = end
     return state, offset
 
@@ -157,21 +168,26 @@ def _fsync_dir(path: Path) -> None:
 class DurableLog:
     """The write-ahead log of one node. Open with ``DurableLog.open(data_dir)``."""
 
-    def __init__(self, path: Path, fd: int, last_index: int, sync: bool = True) -> None:
+    def __init__(self, path: Path, fd: int, last_index: int, sync: bool = True, fsync_lies: bool = False) -> None:
         self.path = path
         self._fd = fd
         self.last_index = last_index
         self.sync = sync
+        self.fsync_lies = fsync_lies
         self._volatile: list[bytes] = []  # only with sync=False: what a crash now would lose
         self._lock = threading.Lock()  # saves run in a worker thread, small ones on the event loop
 
     @classmethod
-    def open(cls, data_dir: str | os.PathLike[str], *, sync: bool = True) -> tuple[DurableLog, Recovered]:
+    def open(cls, data_dir: str | os.PathLike[str], *, sync: bool = True, check_crc: bool = True,
+             fsync_lies: bool = False) -> tuple[DurableLog, Recovered]:
         """Recover the log in ``data_dir`` (created if missing), cutting off a torn tail.
 
         Raises ``StorageCorruptError`` when the log is damaged before its tail. ``sync=False`` is the
         ``no-fsync`` bug: ``save`` only buffers in memory and ``flush_volatile`` writes without fsync, so
         a crash loses what was acknowledged since the last flush, as a disk's volatile cache would.
+        ``check_crc=False`` is the ``no-crc`` bug (see ``scan``). ``fsync_lies=True`` is the
+        ``fsync-lies`` bug: every record is written at once but never fsynced, so a crash of the process
+        loses nothing (the kernel has it) and a power cut loses what the disk had not yet stored.
         """
         directory = Path(data_dir)
         directory.mkdir(parents=True, exist_ok=True)
@@ -181,7 +197,7 @@ class DurableLog:
         try:
             with open(path, "rb") as f:
                 data = f.read()
-            recovered, intact_end = scan(data, str(path))
+            recovered, intact_end = scan(data, str(path), check_crc=check_crc)
             if intact_end < len(data):
                 recovered.torn_bytes = len(data) - intact_end
                 log.warning("%s: truncating a torn tail of %d bytes at byte offset %d",
@@ -194,7 +210,7 @@ class DurableLog:
             os.close(fd)
             raise
         last_index = recovered.entries[-1]["index"] if recovered.entries else 0
-        return cls(path, fd, last_index, sync), recovered
+        return cls(path, fd, last_index, sync, fsync_lies), recovered
 
     def save(self, hard_state: dict[str, Any] | None, entries: Sequence[dict[str, Any]], *,
              fsync: bool = True) -> None:
@@ -214,7 +230,7 @@ class DurableLog:
                 self._volatile.append(data)
                 return
             self._write(data)
-            if fsync:
+            if fsync and not self.fsync_lies:
                 os.fdatasync(self._fd)
 
     def flush_volatile(self) -> None:

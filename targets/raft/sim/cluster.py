@@ -3,6 +3,12 @@ that turns client requests into proposals and ReadIndex reads (the same contract
 
 Persistence: a Ready's hard state and entries reach the node's disk before its messages are sent. With
 bug ``no-fsync`` they land in a volatile page cache flushed every ``flush_ms``; a crash loses the cache.
+With bug ``fsync-lies`` they land in the operating system's page cache, which a crash of the process
+keeps and a power cut (``power_cut``) loses; it reaches the disk every ``writeback_ms``.
+
+Damage (``corrupt``): entries of a stopped node's disk marked unreadable, as a CRC mismatch shows them.
+The store refuses to start on a damaged disk until it is repaired; with bug ``no-crc`` it cannot tell
+damage from a torn tail and cuts its log at the first damaged entry, as server/storage.py does.
 """
 
 from __future__ import annotations
@@ -39,12 +45,14 @@ class Timing:
     election_ticks: int = 10
     heartbeat_ticks: int = 2
     flush_ms: int = 40  # bug no-fsync: how often the page cache reaches the disk
+    writeback_ms: int = 1000  # bug fsync-lies: how often the operating system writes its cache back
 
 
 @dataclass
 class Disk:
     hard_state: HardState = field(default_factory=HardState)
     entries: list[Entry] = field(default_factory=list)
+    damaged: set[int] = field(default_factory=set)  # indexes of entries whose records fail their CRC
 
     def write(self, hard_state: HardState | None, entries: tuple[Entry, ...]) -> None:
         if hard_state is not None:
@@ -54,7 +62,15 @@ class Disk:
             self.entries.extend(entries)
 
     def copy(self) -> Disk:
-        return Disk(self.hard_state, list(self.entries))
+        return Disk(self.hard_state, list(self.entries), set(self.damaged))
+
+    def cut_at_damage(self) -> None:
+        """The no-crc reading of a damaged log: everything from the first damaged entry on is gone."""
+        if self.damaged:
+            del self.entries[min(self.damaged) - 1:]
+            self.damaged.clear()
+            hs = self.hard_state
+            self.hard_state = HardState(hs.term, hs.vote, min(hs.commit, len(self.entries)))
 
 
 @dataclass
@@ -76,6 +92,8 @@ class SimNode:
         self.rate = 1.0
         self.disk = Disk()          # durable
         self.cache: Disk | None = None  # no-fsync: what was written but not yet flushed
+        self.page: Disk | None = None   # fsync-lies: the kernel's copy, ahead of the disk until writeback
+        self.refused = False            # the last start found a damaged log and did not start
         self.up = False
         self.core: RaftNode
         self.sm: StateMachine
@@ -106,8 +124,21 @@ class SimNode:
         return self.cluster.loop.now_ms  # skew moves wall clocks only, as a real clock fault does
 
     # -- lifecycle ------------------------------------------------------------------------------------
+    def stored(self) -> Disk:
+        """What a start would read: the kernel's cache where it is ahead of the disk (fsync-lies)."""
+        return self.page if self.page is not None else self.disk
+
     def start(self) -> None:
-        persisted = PersistedState(self.disk.hard_state, tuple(self.disk.entries))
+        if self.stored().damaged:
+            if "no-crc" not in self.config.bugs:
+                self.refused = True  # the store's "cannot start: damaged log"
+                return
+            self.stored().cut_at_damage()
+        self.refused = False
+        if "fsync-lies" in self.config.bugs and self.page is None:
+            self.page = self.disk.copy()
+        stored = self.stored()
+        persisted = PersistedState(stored.hard_state, tuple(stored.entries))
         self.core = RaftNode(self.config, self.rng, self.wall_clock_ms, persisted, self.monotonic_ms)
         self.sm = StateMachine(self.config.bugs)
         self.cache = self.disk.copy() if "no-fsync" in self.config.bugs else None
@@ -127,9 +158,31 @@ class SimNode:
             reply(("fail", None, "connection-lost"))  # a read has no effect: a lost read is a failed read
         self._proposals, self._reads, self._reads_to_serve = {}, {}, []
 
+    def power_cut(self) -> None:
+        """Crash, and lose what the operating system had not yet written to the disk."""
+        self.crash()
+        self.page = None
+
+    def corrupt(self, position: float) -> int | None:
+        """Damage the stored entry at ``position`` (0..1 of the log); the index, None for an empty log."""
+        stored = self.stored()
+        if not stored.entries:
+            return None
+        index = 1 + min(len(stored.entries) - 1, int(position * len(stored.entries)))
+        stored.damaged.add(index)
+        return index
+
+    def repair(self) -> None:
+        self.stored().damaged.clear()
+        self.disk.damaged.clear()
+
     def flush(self) -> None:
         if self.up and self.cache is not None:
             self.disk = self.cache.copy()
+
+    def write_back(self) -> None:
+        if self.page is not None:
+            self.disk = self.page.copy()
 
     # -- client requests ------------------------------------------------------------------------------
     def request_read(self, key: str, reply: ReplyFn) -> None:
@@ -192,7 +245,7 @@ class SimNode:
     def _persist(self, rd: Ready) -> None:
         if rd.hard_state is None and not rd.entries:
             return
-        target = self.cache if self.cache is not None else self.disk
+        target = self.cache if self.cache is not None else self.page if self.page is not None else self.disk
         target.write(rd.hard_state, rd.entries)
 
     def _apply(self, e: Entry) -> None:
@@ -240,10 +293,17 @@ class SimCluster:
             loop.after(rng.randrange(tick_us), self._tick, node)
         if "no-fsync" in bugs:
             loop.after(timing.flush_ms * 1000, self._flush_all)
+        if "fsync-lies" in bugs:
+            loop.after(timing.writeback_ms * 1000, self._write_back_all)
 
     def _tick(self, node: SimNode) -> None:
         node.tick()
         self.loop.after(self.timing.tick_ms * 1000, self._tick, node)
+
+    def _write_back_all(self) -> None:
+        for node in self.nodes.values():
+            node.write_back()
+        self.loop.after(self.timing.writeback_ms * 1000, self._write_back_all)
 
     def _flush_all(self) -> None:
         for node in self.nodes.values():
@@ -286,7 +346,8 @@ class SimCluster:
                 if n.core.role == LEADER:
                     leaders.append(n.id)
             else:
-                logs[n.id] = tuple(n.disk.entries)
-                commits[n.id] = n.disk.hard_state.commit
-                terms[n.id] = n.disk.hard_state.term
+                stored = n.stored()
+                logs[n.id] = tuple(stored.entries)
+                commits[n.id] = stored.hard_state.commit
+                terms[n.id] = stored.hard_state.term
         self.invariants.check_logs(self.loop.now_ms, logs, commits, terms, leaders)

@@ -13,7 +13,11 @@ from splitbrain.targets.raft.sim.cluster import SimCluster
 from splitbrain.targets.raft.sim.network import HEALTHY, LinkConditions
 
 FAULTS = ("partition", "crash", "drop", "delay", "duplicate", "skew")
-ACTIONS = ("isolate", "partition", "heal", "crash", "restart", "net", "calm", "skew", "wait")
+# Disk faults, named explicitly (not part of "all", whose seeds the tests of the other bugs rely on):
+# damaged log entries on stopped nodes, and power cuts that lose what the kernel had not yet written.
+DISK_FAULTS = ("corrupt", "power")
+ACTIONS = ("isolate", "partition", "heal", "crash", "restart", "net", "calm", "skew", "wait", "corrupt",
+           "repair", "power")
 DRIFT_RATES = (0.1, 0.25, 0.5, 2.0, 4.0)  # wall clock speed of a drifting node
 STEP_MS = (100, 600)  # how long a random step lasts: long enough for elections to finish inside a fault
 
@@ -23,7 +27,11 @@ class Step:
     """``isolate(node)``, ``partition(group, ...)``, ``heal()``, ``crash(node|"all")``, ``restart(node|"all")``,
     ``net(drop, duplicate, delay_min_ms, delay_max_ms)``, ``calm()``, ``wait()``,
     ``skew(node, offset_ms[, rate])``: the node's wall clock jumps to true time + offset (and runs at
-    ``rate`` from then on: 0.5 = half speed); monotonic clocks and ticks are never skewed."""
+    ``rate`` from then on: 0.5 = half speed); monotonic clocks and ticks are never skewed;
+    ``corrupt(node|"all", position)``: the node crashes, the entry at ``position`` (0..1) of its stored
+    log is damaged, it starts again (and refuses to, unless bug no-crc); ``repair(node|"all")``: the
+    damage taken back, the node started; ``power(node|"all")``: a power cut (a crash that loses the
+    kernel's unwritten cache)."""
 
     action: str
     args: tuple[Any, ...] = ()
@@ -75,6 +83,24 @@ def apply_step(cluster: SimCluster, step: Step, rng: random.Random) -> dict[str,
     if a == "calm":
         cluster.network.conditions = HEALTHY
         return {}
+    if a in ("corrupt", "repair", "power"):
+        targets = list(cluster.nodes) if args[0] == "all" else [resolve(cluster, args[0], rng)]
+        did: dict[str, Any] = {}
+        for n in targets:
+            node = cluster.nodes[n]
+            if a == "power":
+                node.power_cut()
+                continue
+            cluster.crash(n)
+            if a == "corrupt":
+                did[n] = node.corrupt(float(args[1]))
+            else:
+                node.repair()
+            cluster.restart(n)
+        if a == "power":
+            return {"power-cut": targets}
+        return {"damaged" if a == "corrupt" else "repaired": did or targets,
+                "refused": sorted(n for n in targets if cluster.nodes[n].refused)}
     if a == "skew":
         node = resolve(cluster, args[0], rng)
         rate = float(args[2]) if len(args) > 2 else None
@@ -88,6 +114,7 @@ def heal_everything(cluster: SimCluster) -> None:
     cluster.network.conditions = HEALTHY
     for node in cluster.nodes.values():
         node.set_clock(0, 1.0)
+        node.repair()
     for nid in cluster.nodes:
         cluster.restart(nid)
 
@@ -103,6 +130,17 @@ def random_step(rng: random.Random, faults: frozenset[str], cluster: SimCluster)
     kind = rng.choice(sorted(faults))
     net = cluster.network
     undo = rng.random() < 0.5
+    if kind == "corrupt":
+        refused = [n for n, node in cluster.nodes.items() if node.refused]
+        if refused and undo:
+            return Step("repair", ("all" if rng.random() < 0.5 else rng.choice(refused),), run_ms)
+        r = rng.random()
+        target = "all" if r < 0.3 else "leader" if r < 0.6 else rng.choice(list(cluster.nodes))
+        return Step("corrupt", (target, round(rng.random(), 3)), run_ms)
+    if kind == "power":
+        if down and undo:
+            return Step("restart", ("all",), run_ms)
+        return Step("power", ("all" if rng.random() < 0.5 else "leader",), run_ms)
     if kind == "partition":
         if undo and net.components() != [list(cluster.nodes)]:
             return Step("heal", (), run_ms)
@@ -147,7 +185,8 @@ def parse_faults(text: str | None) -> frozenset[str]:
     if text.strip() == "all":
         return frozenset(FAULTS)
     kinds = frozenset(k.strip() for k in text.split(",") if k.strip())
-    unknown = kinds - set(FAULTS)
+    unknown = kinds - set(FAULTS) - set(DISK_FAULTS)
     if unknown:
-        raise ValueError(f"unknown fault(s) {', '.join(sorted(unknown))}; expected all, none or any of {', '.join(FAULTS)}")
+        raise ValueError(f"unknown fault(s) {', '.join(sorted(unknown))}; expected all, none or any of "
+                         f"{', '.join(FAULTS + DISK_FAULTS)}")
     return kinds

@@ -13,7 +13,14 @@ from splitbrain.histories.op import NEMESIS
 from splitbrain.targets.raft.core import BUGS
 from splitbrain.targets.raft.sim.cluster import SimCluster, Timing
 from splitbrain.targets.raft.sim.events import EventLoop
-from splitbrain.targets.raft.sim.faults import FAULTS, Step, apply_step, heal_everything, random_step
+from splitbrain.targets.raft.sim.faults import (
+    DISK_FAULTS,
+    FAULTS,
+    Step,
+    apply_step,
+    heal_everything,
+    random_step,
+)
 from splitbrain.targets.raft.sim.invariants import Violation
 from splitbrain.targets.raft.sim.workload import Clients, Recorder, Workload
 
@@ -55,9 +62,9 @@ def simulate(seed: int, nodes: int = 5, ops: int = 1000, faults: Sequence[str] |
     """
     if bug is not None and bug not in BUGS:
         raise ValueError(f"unknown bug {bug!r}; expected one of {', '.join(sorted(BUGS))}")
-    unknown = set(faults) - set(FAULTS)
+    unknown = set(faults) - set(FAULTS) - set(DISK_FAULTS)
     if unknown:
-        raise ValueError(f"unknown fault(s) {sorted(unknown)}; expected any of {', '.join(FAULTS)}")
+        raise ValueError(f"unknown fault(s) {sorted(unknown)}; expected any of {', '.join(FAULTS + DISK_FAULTS)}")
     rng = random.Random(seed)
     loop = EventLoop()
     ids = [f"n{i + 1}" for i in range(nodes)]
