@@ -472,7 +472,15 @@ def _add_sim(sub: Any) -> None:
                        description="Run N Raft cores in one thread with a simulated clock and a seeded network "
                                    "under faults, record and check the history. The same seed gives the "
                                    "byte-identical history.")
-    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--seed", type=int, default=None, help="one run with the fixed fault mix")
+    p.add_argument("--seeds", default=None, metavar="A..B",
+                   help="a swarm: each seed draws its own fault mix, rates and client timeouts; stops at the first "
+                        "failure and prints the command that reproduces it")
+    p.add_argument("--jobs", type=int, default=1, metavar="K", help="--seeds: run K seeds at once (processes)")
+    p.add_argument("--all", action="store_true", help="--seeds: run every seed, not only up to the first failure")
+    p.add_argument("--shrink", action="store_true",
+                   help="shrink the failing run to a minimal schedule, op script and cluster (deterministic)")
+    p.add_argument("--max-runs", type=int, default=None, metavar="N", help="--shrink: at most N candidate runs")
     p.add_argument("--nodes", type=int, default=5)
     p.add_argument("--ops", type=int, default=1000)
     p.add_argument("--faults", default="all", metavar="KINDS", help="comma list of fault kinds, all, or none")
@@ -486,8 +494,17 @@ def _add_sim(sub: Any) -> None:
 def _run_sim(args: argparse.Namespace) -> int:
     from splitbrain.targets.raft.sim.cli import run_sim_cli
 
+    if (args.seed is None) == (args.seeds is None):
+        raise UsageError("sim: give exactly one of --seed S (one run) or --seeds A..B (a swarm)")
+    if args.seeds is not None:
+        from splitbrain.targets.raft.sim.cli import run_swarm_cli
+
+        code = run_swarm_cli(args.seeds, args.nodes, args.ops, args.faults, args.bug, args.out, jobs=args.jobs,
+                             run_all=args.all, shrink=args.shrink, max_runs=args.max_runs)
+        return EXIT_BAD_INPUT if code == 3 else code
     code = run_sim_cli(args.seed, args.nodes, args.ops, args.faults, args.bug, args.out,
-                       lock_clients=args.lock_clients, concurrency=args.concurrency)
+                       lock_clients=args.lock_clients, concurrency=args.concurrency, shrink=args.shrink,
+                       max_runs=args.max_runs)
     return EXIT_BAD_INPUT if code == 3 else code
 
 
