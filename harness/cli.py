@@ -86,6 +86,8 @@ def _add_check(sub: Any) -> None:
     p.add_argument("--consistency-model", metavar="M", help="list-append / rw-register: the model to check")
     p.add_argument("--json", action="store_true", help="one JSON object per file")
     p.add_argument("--report", metavar="DIR", help="also write an HTML report per history: DIR/<name>.html")
+    p.add_argument("--shrink", metavar="OUT", help="an invalid history: write its minimal failing sub-history "
+                                                   "(JSON Lines, checkable like any history) to OUT")
     p.set_defaults(run=_run_check)
 
 
@@ -126,6 +128,8 @@ def _run_check(args: argparse.Namespace) -> int:
     from splitbrain.histories.history import lift_independent
 
     check = _check_fn(args)
+    if args.shrink and len(args.histories) != 1:
+        raise UsageError("check: --shrink OUT takes exactly one history")
     verdicts: list[Any] = []
     bad_input = 0
     reports: set[Any] = set()
@@ -161,6 +165,8 @@ def _run_check(args: argparse.Namespace) -> int:
                 print("\n".join("         " + line for line in result.explanation.strip().splitlines()))
             if report is not None:
                 print(f"         report: {report}")
+        if args.shrink:
+            _shrink_evidence(check, history, result, args.shrink, quiet=args.json)
     if len(args.histories) > 1 and not args.json:
         counts = {v: sum(1 for x in verdicts if x is v or x == v) for v in (True, False, "unknown")}
         print(f"{len(args.histories)} histories: {counts[True]} valid, {counts[False]} invalid, "
@@ -168,6 +174,22 @@ def _run_check(args: argparse.Namespace) -> int:
     if bad_input:
         return EXIT_BAD_INPUT
     return _EXIT_OF[merge_validity(verdicts)]
+
+
+def _shrink_evidence(check: Callable[..., Result], history: Any, result: Result, out: str, quiet: bool) -> None:
+    """check --shrink OUT: the minimal sub-history that still fails (checkers/evidence.py) goes to OUT."""
+    from splitbrain.checkers.evidence import shrink_evidence
+    from splitbrain.histories.jsonl import write_jsonl
+
+    if result.valid is not False:
+        if not quiet:
+            print(f"         --shrink: the history is not invalid; {out} not written")
+        return
+    evidence = shrink_evidence(history, check)
+    write_jsonl(evidence.history, out)
+    if not quiet:
+        print(f"         {evidence.summary()}; written to {out}")
+        print("\n".join("         " + line for line in evidence.result.explanation.strip().splitlines()))
 
 
 def _checked(check: Callable[..., Result], history: Any, format: str) -> Result:
