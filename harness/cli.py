@@ -404,6 +404,38 @@ def _run_repro(args: argparse.Namespace) -> int:
     return _run_test(repro_test(open_run_dir(args.run_dir), args.store))
 
 
+def _add_shrink(sub: Any) -> None:
+    p = sub.add_parser("shrink", help="search for a smaller failing run: fewer faults, shorter, fewer clients",
+                       description="Re-run a failing run's test with faults removed, a shorter time limit and "
+                                   "fewer clients; a candidate counts as failing when any of --tries tries fails "
+                                   "with the same checker and anomaly. The best one's run dir gets shrunk.json.")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--tries", type=int, default=3, metavar="N", help="tries per candidate (default 3)")
+    p.add_argument("--budget", type=float, default=10.0, metavar="MINUTES", help="the whole search (default 10)")
+    p.set_defaults(run=_run_shrink)
+
+
+def _run_shrink(args: argparse.Namespace) -> int:
+    from splitbrain.harness.shrink import shrink_run, write_shrunk
+    from splitbrain.harness.store import open_run_dir
+
+    if args.tries < 1 or not (math.isfinite(args.budget) and args.budget > 0):
+        raise UsageError("shrink: --tries must be >= 1 and --budget a positive number of minutes")
+    run_dir = open_run_dir(args.run_dir)
+    try:
+        found = shrink_run(str(run_dir.path), tries=args.tries, budget_s=args.budget * 60,
+                           on_progress=lambda line: print(f"shrink: {line}", flush=True))
+    except ValueError as e:
+        raise UsageError(f"shrink: {e}") from None
+    marked = write_shrunk(found, str(run_dir.path))
+    if marked is None:
+        print(f"shrink: no smaller candidate failed in {found.trials} tries; {run_dir.path} stays the smallest")
+        return EXIT_INVALID
+    print(f"shrink: {found.summary()}")
+    print(f"shrink: {marked}; reproduce with: splitbrain repro {found.best_run_dir}")
+    return EXIT_INVALID
+
+
 def _add_cleanup(sub: Any) -> None:
     p = sub.add_parser("cleanup", help="remove what a killed run left (processes, namespaces, rules, containers)",
                        description="Remove what runs that died left on this machine, on Docker and on their SSH "
@@ -589,7 +621,7 @@ def _add_test_all(sub: Any) -> None:
     add_test_all(sub)
 
 
-COMMANDS: list[Callable[[Any], None]] = [_add_check, _add_run, _add_sim, _add_analyze, _add_repro, _add_cleanup,
+COMMANDS: list[Callable[[Any], None]] = [_add_check, _add_run, _add_sim, _add_analyze, _add_repro, _add_shrink, _add_cleanup,
                                          _add_targets, _add_images, _add_report, _add_serve, _add_test_all]
 
 
