@@ -86,6 +86,8 @@ def _add_check(sub: Any) -> None:
     p.add_argument("--consistency-model", metavar="M", help="list-append / rw-register: the model to check")
     p.add_argument("--json", action="store_true", help="one JSON object per file")
     p.add_argument("--report", metavar="DIR", help="also write an HTML report per history: DIR/<name>.html")
+    p.add_argument("--shrink", metavar="OUT", help="an invalid history: write its minimal failing sub-history "
+                                                   "(JSON Lines, checkable like any history) to OUT")
     p.set_defaults(run=_run_check)
 
 
@@ -126,6 +128,8 @@ def _run_check(args: argparse.Namespace) -> int:
     from splitbrain.histories.history import lift_independent
 
     check = _check_fn(args)
+    if args.shrink and len(args.histories) != 1:
+        raise UsageError("check: --shrink OUT takes exactly one history")
     verdicts: list[Any] = []
     bad_input = 0
     reports: set[Any] = set()
@@ -161,6 +165,8 @@ def _run_check(args: argparse.Namespace) -> int:
                 print("\n".join("         " + line for line in result.explanation.strip().splitlines()))
             if report is not None:
                 print(f"         report: {report}")
+        if args.shrink:
+            _shrink_evidence(check, history, result, args.shrink, quiet=args.json)
     if len(args.histories) > 1 and not args.json:
         counts = {v: sum(1 for x in verdicts if x is v or x == v) for v in (True, False, "unknown")}
         print(f"{len(args.histories)} histories: {counts[True]} valid, {counts[False]} invalid, "
@@ -168,6 +174,22 @@ def _run_check(args: argparse.Namespace) -> int:
     if bad_input:
         return EXIT_BAD_INPUT
     return _EXIT_OF[merge_validity(verdicts)]
+
+
+def _shrink_evidence(check: Callable[..., Result], history: Any, result: Result, out: str, quiet: bool) -> None:
+    """check --shrink OUT: the minimal sub-history that still fails (checkers/evidence.py) goes to OUT."""
+    from splitbrain.checkers.evidence import shrink_evidence
+    from splitbrain.histories.jsonl import write_jsonl
+
+    if result.valid is not False:
+        if not quiet:
+            print(f"         --shrink: the history is not invalid; {out} not written")
+        return
+    evidence = shrink_evidence(history, check)
+    write_jsonl(evidence.history, out)
+    if not quiet:
+        print(f"         {evidence.summary()}; written to {out}")
+        print("\n".join("         " + line for line in evidence.result.explanation.strip().splitlines()))
 
 
 def _checked(check: Callable[..., Result], history: Any, format: str) -> Result:
@@ -398,6 +420,38 @@ def _run_repro(args: argparse.Namespace) -> int:
     return _run_test(repro_test(open_run_dir(args.run_dir), args.store))
 
 
+def _add_shrink(sub: Any) -> None:
+    p = sub.add_parser("shrink", help="search for a smaller failing run: fewer faults, shorter, fewer clients",
+                       description="Re-run a failing run's test with faults removed, a shorter time limit and "
+                                   "fewer clients; a candidate counts as failing when any of --tries tries fails "
+                                   "with the same checker and anomaly. The best one's run dir gets shrunk.json.")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--tries", type=int, default=3, metavar="N", help="tries per candidate (default 3)")
+    p.add_argument("--budget", type=float, default=10.0, metavar="MINUTES", help="the whole search (default 10)")
+    p.set_defaults(run=_run_shrink)
+
+
+def _run_shrink(args: argparse.Namespace) -> int:
+    from splitbrain.harness.shrink import shrink_run, write_shrunk
+    from splitbrain.harness.store import open_run_dir
+
+    if args.tries < 1 or not (math.isfinite(args.budget) and args.budget > 0):
+        raise UsageError("shrink: --tries must be >= 1 and --budget a positive number of minutes")
+    run_dir = open_run_dir(args.run_dir)
+    try:
+        found = shrink_run(str(run_dir.path), tries=args.tries, budget_s=args.budget * 60,
+                           on_progress=lambda line: print(f"shrink: {line}", flush=True))
+    except ValueError as e:
+        raise UsageError(f"shrink: {e}") from None
+    marked = write_shrunk(found, str(run_dir.path))
+    if marked is None:
+        print(f"shrink: no smaller candidate failed in {found.trials} tries; {run_dir.path} stays the smallest")
+        return EXIT_INVALID
+    print(f"shrink: {found.summary()}")
+    print(f"shrink: {marked}; reproduce with: splitbrain repro {found.best_run_dir}")
+    return EXIT_INVALID
+
+
 def _add_cleanup(sub: Any) -> None:
     p = sub.add_parser("cleanup", help="remove what a killed run left (processes, namespaces, rules, containers)",
                        description="Remove what runs that died left on this machine, on Docker and on their SSH "
@@ -487,15 +541,29 @@ def _run_images(args: argparse.Namespace) -> int:
 # -- sim -------------------------------------------------------------------------------------------------
 
 def _add_sim(sub: Any) -> None:
+    from splitbrain.targets.raft.sim.faults import FAULTS, SWARM_FAULTS
+    from splitbrain.targets.raft.sim.simulate import SIM_BUGS
+
     p = sub.add_parser("sim", help="simulate the internal Raft store (deterministic: a seed replays exactly)",
                        description="Run N Raft cores in one thread with a simulated clock and a seeded network "
                                    "under faults, record and check the history. The same seed gives the "
                                    "byte-identical history.")
-    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--seed", type=int, default=None, help="one run with the fixed fault mix")
+    p.add_argument("--seeds", default=None, metavar="A..B",
+                   help="a swarm: each seed draws its own fault mix, rates and client timeouts; stops at the first "
+                        "failure and prints the command that reproduces it")
+    p.add_argument("--jobs", type=int, default=1, metavar="K", help="--seeds: run K seeds at once (processes)")
+    p.add_argument("--all", action="store_true", help="--seeds: run every seed, not only up to the first failure")
+    p.add_argument("--shrink", action="store_true",
+                   help="shrink the failing run to a minimal schedule, op script and cluster (deterministic)")
+    p.add_argument("--max-runs", type=int, default=None, metavar="N", help="--shrink: at most N candidate runs")
     p.add_argument("--nodes", type=int, default=5)
     p.add_argument("--ops", type=int, default=1000)
-    p.add_argument("--faults", default="all", metavar="KINDS", help="comma list of fault kinds, all, or none")
-    p.add_argument("--bug", default=None, metavar="NAME", help="switch on a deliberate bug of the store")
+    p.add_argument("--faults", default="all", metavar="KINDS",
+                   help=f"comma list of {', '.join(SWARM_FAULTS)}; all (with --seed: {', '.join(FAULTS)}; with "
+                        "--seeds: every kind), or none (default: all)")
+    p.add_argument("--bug", default=None, metavar="NAME",
+                   help=f"switch on a deliberate bug of the store: {', '.join(sorted(SIM_BUGS))} (default: none)")
     p.add_argument("--concurrency", type=int, default=5)
     p.add_argument("--lock-clients", type=int, default=2, help="how many of the clients use the lock workload")
     p.add_argument("--out", default=None, metavar="DIR", help="write history.jsonl and results.json here")
@@ -505,8 +573,17 @@ def _add_sim(sub: Any) -> None:
 def _run_sim(args: argparse.Namespace) -> int:
     from splitbrain.targets.raft.sim.cli import run_sim_cli
 
+    if (args.seed is None) == (args.seeds is None):
+        raise UsageError("sim: give exactly one of --seed S (one run) or --seeds A..B (a swarm)")
+    if args.seeds is not None:
+        from splitbrain.targets.raft.sim.cli import run_swarm_cli
+
+        code = run_swarm_cli(args.seeds, args.nodes, args.ops, args.faults, args.bug, args.out, jobs=args.jobs,
+                             run_all=args.all, shrink=args.shrink, max_runs=args.max_runs)
+        return EXIT_BAD_INPUT if code == 3 else code
     code = run_sim_cli(args.seed, args.nodes, args.ops, args.faults, args.bug, args.out,
-                       lock_clients=args.lock_clients, concurrency=args.concurrency)
+                       lock_clients=args.lock_clients, concurrency=args.concurrency, shrink=args.shrink,
+                       max_runs=args.max_runs)
     return EXIT_BAD_INPUT if code == 3 else code
 
 
@@ -569,7 +646,7 @@ def _add_test_all(sub: Any) -> None:
     add_test_all(sub)
 
 
-COMMANDS: list[Callable[[Any], None]] = [_add_check, _add_run, _add_sim, _add_analyze, _add_repro, _add_cleanup,
+COMMANDS: list[Callable[[Any], None]] = [_add_check, _add_run, _add_sim, _add_analyze, _add_repro, _add_shrink, _add_cleanup,
                                          _add_targets, _add_images, _add_report, _add_serve, _add_test_all]
 
 

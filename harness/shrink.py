@@ -1,0 +1,214 @@
+"""Shrinking a real failing run: a smaller schedule and smaller limits that still fail, within a budget.
+
+    search(start, try_candidate, signature, tries=N, budget_s=...) -> Found     # pure: no run loop here
+    shrink_run(run_dir, tries=N, budget_s=...) -> Found                        # the adapter over run.py
+
+Real clusters are not deterministic, so a candidate (a schedule plus limits: time limit, concurrency,
+nodes) is tried up to ``tries`` times and counts as failing when any try fails with the original's
+signature (checker + anomaly kind: what ``try_candidate`` returns). Passes: schedule steps (ddmin),
+then the time limit, the concurrency and the node count halved while they still fail. The budget bounds
+the whole search by wall time (real runs cost seconds each; determinism is not on offer here).
+
+``try_candidate(candidate) -> Trial`` is the only contact with the run loop, so the lead can re-point
+the adapter when the run loop changes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from splitbrain.checkers.ddmin import Budget, ddmin
+
+
+@dataclass(frozen=True)
+class Limits:
+    time_limit_s: float
+    concurrency: int
+    nodes: int
+
+
+@dataclass(frozen=True)
+class Candidate:
+    schedule: tuple[Any, ...]
+    limits: Limits
+
+    def describe(self, ops: int | None = None) -> str:
+        o = f" / {ops:,} ops" if ops is not None else ""
+        return f"{len(self.schedule)} faults / {self.limits.time_limit_s:g} s{o}"
+
+
+@dataclass(frozen=True)
+class Trial:
+    signature: frozenset[str]          # e.g. {"linearizable:cannot linearize"}; empty: the try passed
+    ops: int = 0
+    run_dir: str | None = None
+
+
+@dataclass
+class Found:
+    start: Candidate
+    best: Candidate
+    failed_tries: int                  # the try (1..tries) on which the best candidate failed
+    tries: int
+    trials: int                        # tries made in all
+    start_ops: int = 0
+    best_ops: int = 0
+    best_run_dir: str | None = None
+    out_of_budget: bool = False
+    log: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (f"from {self.start.describe(self.start_ops)} to {self.best.describe(self.best_ops)}, "
+                f"failing on try {self.failed_tries} of up to {self.tries}")
+
+
+def search(start: Candidate, try_candidate: Callable[[Candidate], Trial], signature: frozenset[str], *,
+           tries: int = 3, budget_s: float = 600.0, start_ops: int = 0, clock: Callable[[], float] = time.monotonic,
+           on_progress: Callable[[str], None] | None = None) -> Found:
+    deadline = clock() + budget_s
+    found = Found(start, start, tries, tries, 0, start_ops, start_ops)
+
+    def say(text: str) -> None:
+        found.log.append(text)
+        if on_progress is not None:
+            on_progress(text)
+
+    def fails(c: Candidate) -> bool:
+        hits = 0
+        last: Trial | None = None
+        for attempt in range(1, tries + 1):
+            if clock() >= deadline:
+                found.out_of_budget = True
+                return False
+            trial = try_candidate(c)
+            found.trials += 1
+            if trial.signature & signature:
+                hits = attempt  # the try that failed: 1 = first
+                last = trial
+                break  # one failing try is enough to keep the candidate
+        if last is not None:
+            found.best, found.best_ops, found.best_run_dir, found.failed_tries = c, last.ops, last.run_dir, hits
+            say(f"best: {found.best.describe(found.best_ops)}; {max(0.0, deadline - clock()):.0f} s left")
+        return hits > 0
+
+    budget = Budget(10**9)
+    steps = ddmin(start.schedule, lambda s: clock() < deadline and fails(replace(start, schedule=tuple(s))),
+                  budget)
+    best = replace(found.best, schedule=tuple(steps))
+    for name in ("time_limit_s", "concurrency", "nodes"):
+        while clock() < deadline:
+            value = getattr(best.limits, name)
+            smaller = _halved(name, value)
+            if smaller is None:
+                break
+            candidate = replace(best, limits=replace(best.limits, **{name: smaller}))
+            if name == "time_limit_s":
+                candidate = replace(candidate, schedule=tuple(s for s in candidate.schedule
+                                                              if getattr(s, "at_s", 0) < smaller))
+            if not fails(candidate):
+                break
+            best = candidate
+    found.best = best
+    return found
+
+
+def _halved(name: str, value: Any) -> Any:
+    if name == "time_limit_s":
+        return value / 2 if value >= 2 else None
+    if name == "concurrency":
+        return value // 2 if value >= 2 else None
+    return value - 2 if value >= 3 else None  # nodes: odd sizes keep a majority meaningful
+
+
+def signature_of(results: dict[str, Any]) -> frozenset[str]:
+    """What failed in a results.json: ``checker:anomaly`` for every invalid checker (anomaly when named)."""
+    out = set()
+    for name, part in results.items():  # a composed result: one entry per checker (checkers/result.py)
+        if isinstance(part, dict) and part.get("valid") is False:
+            inner = part.get("details") if isinstance(part.get("details"), dict) else part
+            kinds = inner.get("anomaly_types") or part.get("anomaly_types") or [""]
+            for kind in kinds if isinstance(kinds, list) else [""]:
+                out.add(f"{name}:{kind}")
+    if not out and results.get("valid") is False:
+        out.add("invalid:")
+    return frozenset(out)
+
+
+def shrink_run(run_dir_path: str, *, tries: int = 3, budget_s: float = 600.0,
+               on_progress: Callable[[str], None] | None = None) -> Found:
+    """The adapter: candidates run through harness/run.py's ``repro_test`` and ``run`` as they are today."""
+    import json
+    from pathlib import Path
+
+    from splitbrain.harness.run import repro_test as base_test
+    from splitbrain.harness.run import run, schedule_of
+    from splitbrain.harness.store import RunDir
+    from splitbrain.harness.test import TestOptions
+
+    run_dir = RunDir(Path(run_dir_path))
+    original = base_test(run_dir)
+    results = json.loads((Path(run_dir_path) / "results.json").read_text())
+    signature = signature_of(results)
+    if not signature:
+        raise ValueError(f"{run_dir_path}: the run did not fail; nothing to shrink")
+    start_ops = _ops_in(run_dir.history_file)
+    start = Candidate(tuple(schedule_of(original)),
+                      Limits(original.time_limit, original.concurrency, original.nodes.count))
+
+    def try_candidate(c: Candidate) -> Trial:
+        if c.limits.nodes != start.limits.nodes:
+            return Trial(frozenset())  # fewer nodes: not wired through repro_test yet, so never "still fails"
+        # Through TestOptions, so that the candidate's test.json stores what it ran (repro replays it).
+        options = TestOptions.from_json(run_dir.read_test(), str(run_dir.test_file))
+        options.schedule = [step.to_json() for step in c.schedule]
+        options.time_limit = c.limits.time_limit_s
+        options.concurrency = c.limits.concurrency
+        options.repro_of = str(run_dir.path)
+        options.store = str(run_dir.path.resolve().parent.parent)  # next to the original (store/name/run)
+        test = options.build()
+        outcome = run(test, console=False)
+        ops = _ops_in(outcome.run_dir.history_file)
+        return Trial(signature_of(outcome.results) if outcome.valid is False else frozenset(), ops,
+                     str(outcome.run_dir.path))
+
+    return search(start, try_candidate, signature, tries=tries, budget_s=budget_s, start_ops=start_ops,
+                  on_progress=on_progress)
+
+
+def _ops_in(history_file: Any) -> int:
+    """Client invocations in a run's history.jsonl (0 when it is missing)."""
+    import json
+
+    try:
+        lines = history_file.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return 0
+    count = 0
+    for line in lines:
+        op = json.loads(line) if line.strip() else {}
+        count += op.get("type") == "invoke" and op.get("process") != "nemesis"
+    return count
+
+
+__all__: Sequence[str] = ("Candidate", "Found", "Limits", "Trial", "search", "shrink_run", "signature_of")
+
+
+def write_shrunk(found: Found, original_dir: str) -> str | None:
+    """Mark the best candidate's run dir: shrunk.json with ``shrunk_from``, its schedule, the summary and the
+    command that reproduces it. None when no candidate failed (the original stays the best)."""
+    import json
+    from pathlib import Path
+
+    if found.best_run_dir is None:
+        return None
+    record = {"shrunk_from": original_dir, "summary": found.summary(),
+              "schedule": [s.to_json() if hasattr(s, "to_json") else s for s in found.best.schedule],
+              "limits": {"time_limit_s": found.best.limits.time_limit_s, "concurrency": found.best.limits.concurrency,
+                         "nodes": found.best.limits.nodes},
+              "repro": f"splitbrain repro {found.best_run_dir}", "trials": found.trials}
+    path = Path(found.best_run_dir) / "shrunk.json"
+    path.write_text(json.dumps(record, indent=2), encoding="utf-8")
+    return str(path)
