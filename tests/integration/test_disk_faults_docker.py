@@ -1,0 +1,70 @@
+"""Disk faults against the internal Raft store on Docker nodes: the damage goes through the node's
+Remote (`docker exec` of the node's python3 on its bind-mounted data directory), and the store answers
+it as it does on local nodes. The schedules are aimed by hand, as in test_disk_faults.py."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from splitbrain.control.docker import run_resources
+from splitbrain.control.images import build_image
+
+from tests.integration.helpers import needs_docker, run
+from tests.integration.test_disk_faults import history, nemesis_done, node_log, ok_ops_on
+
+pytestmark = [pytest.mark.integration, pytest.mark.docker, needs_docker, pytest.mark.timeout(240)]
+
+
+@pytest.fixture(scope="module")
+def node_image() -> str:
+    tag, _ = build_image()  # a no-op when .ci/setup built it already
+    return tag
+
+
+def docker_disk_run(tmp_path: Path, nemesis: tuple[str, ...], schedule: list[dict], bugs: tuple[str, ...] = ()):
+    from splitbrain.harness.store import RunDir
+    from splitbrain.harness.test import TestOptions  # here, so pytest does not collect it
+
+    test = TestOptions(target="raft", workload="register", nemesis=nemesis, nodes=3, remote="docker",
+                       time_limit=8.0, seed=16, bugs=bugs, store=str(tmp_path / "runs"), schedule=schedule,
+                       rate=100, concurrency=6, recovery_s=2.0)
+    outcome = run(test, console=False)
+    assert run_resources(RunDir(outcome.run_dir.path).run_id) == ([], []), "the run left containers or a network"
+    return outcome
+
+
+def test_corruption_before_the_tail_on_docker_keeps_the_node_out_and_the_cluster_valid(tmp_path, node_image):
+    schedule = [{"at_s": 3.0, "f": "start-corrupt", "value": {"nodes": ["node2"], "mode": "zero", "offset": 40,
+                                                               "length": 16, "seed": 1}},
+                {"at_s": 6.0, "f": "stop-corrupt", "value": None}]
+    outcome = docker_disk_run(tmp_path, ("corrupt",), schedule)
+    assert outcome.valid is True, outcome.results
+    ops = history(outcome)
+    (started,) = nemesis_done(ops, "start-corrupt")
+    assert not started.get("error"), started
+    (fault,) = started["value"]["faults"]
+    assert fault["node"] == "node2" and fault["offset"] == 40 and fault["file"].endswith("/node2/wal")
+    refused = re.search(r"cannot start: damaged log: (\S+): byte offset (\d+): (.*)", node_log(outcome, "node2"))
+    assert refused, "node2 started on a damaged log"
+    assert refused.group(1) == fault["file"] and int(refused.group(2)) <= 40
+    (stopped,) = nemesis_done(ops, "stop-corrupt")
+    assert stopped["value"]["restored"] and not stopped["value"]["kept"]
+    assert ok_ops_on(ops, "node2", stopped["time"]) > 0, "node2 did not serve again once its log was restored"
+
+
+def test_torn_tail_on_docker_is_cut_and_the_node_rejoins(tmp_path, node_image):
+    schedule = [{"at_s": 3.0, "f": "start-truncate", "value": {"nodes": ["node1"], "length": 3, "seed": 2}},
+                {"at_s": 5.0, "f": "stop-truncate", "value": None}]
+    outcome = docker_disk_run(tmp_path, ("truncate",), schedule)
+    assert outcome.valid is True, outcome.results
+    ops = history(outcome)
+    (started,) = nemesis_done(ops, "start-truncate")
+    assert not started.get("error"), started
+    (fault,) = started["value"]["faults"]
+    assert fault["node"] == "node1" and fault["length"] == 3 and fault["file"].endswith("/node1/wal")
+    torn = re.search(r"truncating a torn tail of (\d+) bytes at byte offset (\d+)", node_log(outcome, "node1"))
+    assert torn, "node1 did not cut its torn tail"
+    assert int(torn.group(2)) < fault["offset"]
+    assert ok_ops_on(ops, "node1", started["time"]) > 0, "node1 did not rejoin"
