@@ -68,3 +68,30 @@ def test_torn_tail_on_docker_is_cut_and_the_node_rejoins(tmp_path, node_image):
     assert torn, "node1 did not cut its torn tail"
     assert int(torn.group(2)) < fault["offset"]
     assert ok_ops_on(ops, "node1", started["time"]) > 0, "node1 did not rejoin"
+
+
+POWER_CUT_ALL = [{"at_s": 4.0, "f": "start-lose-unfsynced", "value": {"nodes": ["node1", "node2", "node3"]}},
+                 {"at_s": 5.5, "f": "stop-lose-unfsynced", "value": None}]
+
+
+def volatile_mounts_on_the_host(outcome) -> list[str]:
+    """The run's volatile file systems mounted on this machine: none (they live in the containers'
+    mount namespaces and go with them)."""
+    with open("/proc/mounts") as mounts:
+        return [line for line in mounts if "splitbrain-volatile" in line and str(outcome.run_dir.path) in line]
+
+
+def test_a_power_cut_of_every_docker_node_loses_nothing_acknowledged(tmp_path, node_image):
+    outcome = docker_disk_run(tmp_path, ("lose-unfsynced",), POWER_CUT_ALL)
+    assert outcome.valid is True, outcome.results
+    (cut,) = nemesis_done(history(outcome), "start-lose-unfsynced")
+    assert cut["value"]["nodes"] == ["node1", "node2", "node3"] and not cut.get("error"), cut
+    assert volatile_mounts_on_the_host(outcome) == []
+
+
+def test_bug_fsync_lies_is_caught_by_a_power_cut_on_docker(tmp_path, node_image):
+    outcome = docker_disk_run(tmp_path, ("lose-unfsynced",), POWER_CUT_ALL, bugs=("fsync-lies",))
+    assert outcome.valid is False, outcome.results
+    (cut,) = nemesis_done(history(outcome), "start-lose-unfsynced")
+    lost = cut["value"]["lost"]
+    assert any(w["node"] == "node1" and w["file"].endswith("/node1/wal") and w["length"] > 0 for w in lost), lost
