@@ -13,7 +13,8 @@ restarted process reads only the durable state; the answer lists the writes lost
 unmounts and ends the daemon; so does the death of PARENT_PID (the harness). With NAMESPACE_PID (a
 Docker node: its container's first process) the daemon stays on this machine but the mount is made in
 that process's mount namespace, over DIRECTORY as the container sees it (the node's data directory is
-bind-mounted at the same path): the host never sees the mount, and removing the container ends it. CONTROL_SOCKET ``@NAME`` is an abstract socket (no file to clean up). Any process can run on it: the
+bind-mounted at the same path): the host never sees the mount, and removing the container ends it.
+CONTROL_SOCKET ``@NAME`` is an abstract socket (no file to clean up). Any process can run on it: the
 mechanism is the kernel's, so Go, Java and Python programs see the same thing.
 
 It imports only the standard library and mfusepy (libfuse 3), so it can be shipped to a node as it is.
