@@ -95,3 +95,44 @@ def test_bug_fsync_lies_is_caught_by_a_power_cut_on_docker(tmp_path, node_image)
     (cut,) = nemesis_done(history(outcome), "start-lose-unfsynced")
     lost = cut["value"]["lost"]
     assert any(w["node"] == "node1" and w["file"].endswith("/node1/wal") and w["length"] > 0 for w in lost), lost
+
+
+def volatile_daemons(run_dir: Path) -> list[int]:
+    """The pids of this machine's volatile file system daemons serving ``run_dir``'s nodes."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"splitbrain.control.volatile_fs" in cmdline and any(str(run_dir).encode() in a for a in cmdline):
+            pids.append(int(proc.name))
+    return pids
+
+
+@pytest.mark.timeout(180)
+def test_kill_9_of_a_docker_run_with_power_cuts_leaves_no_daemon_and_no_container(tmp_path, node_image):
+    """The daemons run in sessions of their own (a signal to the harness's group does not reach them):
+    they end with the harness (each unmounts in its container) or with the container the reaper removes."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from splitbrain.harness.store import RunDir
+
+    from tests.integration.helpers import process_gone, wait_for
+
+    store = tmp_path / "runs"
+    proc = subprocess.Popen([sys.executable, "-m", "splitbrain.harness.cli", "run", "--remote", "docker", "--nodes", "3",
+                             "--time-limit", "30", "--nemesis", "lose-unfsynced", "--seed", "3", "--store", str(store)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    assert wait_for(lambda: (store / "latest" / "test.json").exists(), 60)
+    run_dir = (store / "latest").resolve()
+    assert wait_for(lambda: len(volatile_daemons(run_dir)) == 3, 60), "the volatile mounts never started"
+    daemons = volatile_daemons(run_dir)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    run_id = RunDir(run_dir).run_id
+    assert wait_for(lambda: run_resources(run_id) == ([], []), 20), run_resources(run_id)
+    assert wait_for(lambda: all(process_gone(pid) for pid in daemons), 20), volatile_daemons(run_dir)
