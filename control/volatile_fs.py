@@ -1,6 +1,6 @@
 """A FUSE file system that forgets what was never fsynced: the power-cut model of ``lose-unfsynced``.
 
-    python -m splitbrain.control.volatile_fs DIRECTORY CONTROL_SOCKET [PARENT_PID]
+    python -m splitbrain.control.volatile_fs DIRECTORY CONTROL_SOCKET [PARENT_PID [NAMESPACE_PID]]
 
 mounts an in-memory copy of DIRECTORY over DIRECTORY itself. Every process sees its writes at once (as a
 page cache would show them), but only ``fsync``/``fdatasync`` of a file makes that file's data and
@@ -10,7 +10,11 @@ is the power cut (the nemesis kills the node's processes first): everything not 
 place; the kernel caches no names or attributes and drops a file's pages when it is opened again, so a
 restarted process reads only the durable state; the answer lists the writes lost, each
 ``{"file", "offset", "length"}`` (offsets relative to DIRECTORY's files, exact to the byte). ``stop``
-unmounts and ends the daemon; so does the death of PARENT_PID (the harness). CONTROL_SOCKET ``@NAME`` is an abstract socket (no file to clean up). Any process can run on it: the
+unmounts and ends the daemon; so does the death of PARENT_PID (the harness). With NAMESPACE_PID (a
+Docker node: its container's first process) the daemon stays on this machine but the mount is made in
+that process's mount namespace, over DIRECTORY as the container sees it (the node's data directory is
+bind-mounted at the same path): the host never sees the mount, and removing the container ends it.
+CONTROL_SOCKET ``@NAME`` is an abstract socket (no file to clean up). Any process can run on it: the
 mechanism is the kernel's, so Go, Java and Python programs see the same thing.
 
 It imports only the standard library and mfusepy (libfuse 3), so it can be shipped to a node as it is.
@@ -20,6 +24,7 @@ nothing until written), and the durable state shares unchanged blocks with the l
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import json
 import os
@@ -34,6 +39,7 @@ from typing import Any
 
 BLOCK = 4096
 ROOT = 1
+CLONE_NEWNS, MS_NOSUID, MS_NODEV, MNT_DETACH = 0x00020000, 0x2, 0x4, 0x2
 
 
 @dataclass
@@ -415,16 +421,41 @@ def _errno_of(method: Any) -> Any:
     return call
 
 
+def in_mount_namespace(pid: int, call: Any) -> None:
+    """Run ``call(libc)`` (a libc call returning 0 or -1) in the mount namespace of process ``pid``.
+
+    setns(CLONE_NEWNS) refuses a process with threads, so a forked child (one thread) joins the namespace,
+    makes the call and exits with its errno."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    namespace = os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY)
+    try:
+        child = os.fork()
+        if child == 0:  # pragma: no cover - the child only makes two libc calls and exits
+            code = errno.EIO
+            try:
+                ok = libc.setns(namespace, CLONE_NEWNS) == 0 and call(libc) == 0
+                code = 0 if ok else ctypes.get_errno() or errno.EIO
+            finally:
+                os._exit(code)
+        code = os.waitstatus_to_exitcode(os.waitpid(child, 0)[1])
+    finally:
+        os.close(namespace)
+    if code != 0:
+        raise OSError(code, f"{os.strerror(code)} (in the mount namespace of process {pid})")
+
+
 class Daemon:
     """Mounts ``fs`` on ``mountpoint`` and serves the control socket; ``cut`` remounts."""
 
-    def __init__(self, mountpoint: str, control: str, parent: int | None = None) -> None:
+    def __init__(self, mountpoint: str, control: str, parent: int | None = None, namespace_of: int | None = None) -> None:
         self.mountpoint = os.path.abspath(mountpoint)
         self.control = "\0" + control[1:] if control.startswith("@") else os.path.abspath(control)
         self.parent = parent
+        self.namespace_of = namespace_of  # a process whose mount namespace gets the mount (None: this one)
         self.fs = VolatileFS(self.mountpoint)
         self._remount = False
         self._stopping = False
+        self._mounted_there = threading.Event()
 
     def run(self) -> None:
         import mfusepy
@@ -434,14 +465,30 @@ class Daemon:
             threading.Thread(target=self._watch_parent, daemon=True).start()
         while True:
             self._remount = False
+            mountpoint = self.mountpoint if self.namespace_of is None else self._mount_in_namespace()
             # No attribute or name caching in the kernel, and no page cache kept across opens (the
             # default), so after a cut a restarted process reads the durable state, not stale pages.
-            mfusepy.FUSE(_operations(self.fs), self.mountpoint, foreground=True, fsname="splitbrain-volatile",
+            mfusepy.FUSE(_operations(self.fs), mountpoint, foreground=True, fsname="splitbrain-volatile",
                          attr_timeout=0, entry_timeout=0, negative_timeout=0)
-            if not self._remount or self._stopping:
+            if not self._remount or self._stopping or self.namespace_of is not None:
                 break
 
+    def _mount_in_namespace(self) -> str:
+        """Mount a FUSE connection opened here in the other namespace; libfuse serves it as /dev/fd/N.
+        allow_other: the container's processes may run as any user (postgres, zookeeper)."""
+        fuse = os.open("/dev/fuse", os.O_RDWR)
+        options = f"fd={fuse},rootmode=40000,user_id=0,group_id=0,allow_other".encode()
+        in_mount_namespace(self.namespace_of, lambda libc: libc.mount(
+            b"splitbrain-volatile", self.mountpoint.encode(), b"fuse.splitbrain-volatile",
+            MS_NOSUID | MS_NODEV, options))
+        self._mounted_there.set()
+        return f"/dev/fd/{fuse}"
+
     def _unmount(self, lazy: bool = False) -> None:
+        if self.namespace_of is not None:
+            in_mount_namespace(self.namespace_of, lambda libc: libc.umount2(self.mountpoint.encode(),
+                                                                             MNT_DETACH if lazy else 0))
+            return
         cmd = ["fusermount3", "-u", *(["-z"] if lazy else []), self.mountpoint]
         subprocess.run(cmd, check=True, capture_output=True, timeout=30)
 
@@ -449,9 +496,14 @@ class Daemon:
         while os.getppid() == self.parent:
             time.sleep(0.5)
         self._stopping = True  # the harness is gone: nothing will stop us, and its reaper kills the rest
-        self._unmount(lazy=True)
+        try:
+            self._unmount(lazy=True)
+        except (OSError, subprocess.SubprocessError):
+            pass  # already gone (a removed container takes its mount with it)
 
     def _mounted(self, timeout_s: float = 30.0) -> bool:
+        if self.namespace_of is not None:
+            return self._mounted_there.wait(timeout_s)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if os.path.ismount(self.mountpoint):
@@ -495,11 +547,12 @@ class Daemon:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) not in (3, 4):
-        print("usage: python -m splitbrain.control.volatile_fs DIRECTORY CONTROL_SOCKET [PARENT_PID]",
+    if len(argv) not in (3, 4, 5):
+        print("usage: python -m splitbrain.control.volatile_fs DIRECTORY CONTROL_SOCKET [PARENT_PID [NAMESPACE_PID]]",
               file=sys.stderr)
         return 3
-    Daemon(argv[1], argv[2], int(argv[3]) if len(argv) == 4 else None).run()
+    parent = int(argv[3]) if len(argv) >= 4 else None
+    Daemon(argv[1], argv[2], parent, int(argv[4]) if len(argv) == 5 else None).run()
     return 0
 
 

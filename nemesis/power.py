@@ -7,8 +7,11 @@ cut the power: what was not durable is discarded and the file system remounted, 
 until the fault's end (``stop-lose-unfsynced`` starts it). The completion lists the lost writes, each
 ``{"node", "file", "offset", "length"}`` (``gone``: a file whose creation was never made durable).
 
-Where the file system runs: for local nodes on this machine (the nodes' processes share its mounts);
-other remotes are refused in one line for now.
+Where the file system runs: always on this machine. For local nodes it is mounted here (the nodes'
+processes share this machine's mounts); for Docker nodes the daemon mounts it in the container's mount
+namespace over the bind-mounted data directory (control/volatile_fs.py), so the container needs no
+/dev/fuse, no FUSE package and no privilege. SSH nodes are refused in one line: their files are on
+another machine.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from splitbrain.control.docker import DockerRemote, container_state
 from splitbrain.control.errors import ConfigError, RemoteError
 from splitbrain.control.remote import LocalRemote
 from splitbrain.control.target import HasDataFiles, Killable
@@ -38,8 +42,9 @@ COMMAND_TIMEOUT_S = 60.0
 class VolatileMount:
     """One node's data directory on the volatile file system: the daemon on this machine and its socket."""
 
-    def __init__(self, directory: str, log: Path | None) -> None:
+    def __init__(self, directory: str, log: Path | None, namespace_of: int | None = None) -> None:
         self.directory = os.path.abspath(directory)
+        self.namespace_of = namespace_of  # mount in this process's mount namespace (a container's init)
         digest = hashlib.sha1(f"{os.getpid()}:{self.directory}".encode()).hexdigest()[:16]
         self.socket_name = f"splitbrain-vfs-{digest}"  # abstract: nothing on disk to clean up
         self.log = log
@@ -51,7 +56,7 @@ class VolatileMount:
         try:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "splitbrain.control.volatile_fs", self.directory, "@" + self.socket_name,
-                 str(os.getpid())], stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
+                 str(os.getpid()), *([str(self.namespace_of)] if self.namespace_of is not None else [])], stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
         finally:
             if out is not subprocess.DEVNULL:
                 out.close()
@@ -98,7 +103,7 @@ class VolatileMount:
                 self.process.kill()
                 self.process.wait(10)
         self.process = None
-        if os.path.ismount(self.directory):  # a daemon that died leaves a dead mount: take it off
+        if self.namespace_of is None and os.path.ismount(self.directory):  # a dead daemon's mount: take it off
             subprocess.run(["fusermount3", "-u", "-z", self.directory], capture_output=True, timeout=30)
 
 
@@ -124,10 +129,12 @@ class PowerNemesis:
         if missing:
             raise ConfigError(f"lose-unfsynced needs a target that implements {' and '.join(missing)}; "
                               f"{type(self.target).__name__} does not")
-        remote_kinds = {type(r).__name__ for r in self.ctx.remotes.values() if not isinstance(r, LocalRemote)}
+        remote_kinds = {type(r).__name__ for r in self.ctx.remotes.values()
+                        if not isinstance(r, LocalRemote | DockerRemote)}
         if remote_kinds:
-            raise ConfigError("lose-unfsynced runs on local nodes only for now (the FUSE file system runs on "
-                              f"this machine); these nodes are {', '.join(sorted(remote_kinds))}")
+            raise ConfigError("lose-unfsynced runs on local and Docker nodes (the FUSE file system runs on "
+                              f"this machine, where their data directories are); these nodes are "
+                              f"{', '.join(sorted(remote_kinds))}")
         with self._lock:
             nodes = self.ctx.nodes
             for node in nodes:  # every process stops first, so no node's files change while being copied
@@ -136,7 +143,7 @@ class PowerNemesis:
                 remote = self.ctx.remotes[node]
                 log_dir = getattr(remote, "log_dir", None)
                 log = Path(log_dir) / "volatile-fs.log" if log_dir is not None else None
-                mount = VolatileMount(self.target.data_files(test, node).directory, log)
+                mount = VolatileMount(self.target.data_files(test, node).directory, log, _namespace_of(remote))
                 self.mounts[node] = mount
                 mount.mount()
             for node in nodes:
@@ -192,3 +199,14 @@ class PowerNemesis:
             for mount in self.mounts.values():
                 mount.unmount()
             self.mounts.clear()
+
+
+def _namespace_of(remote: Any) -> int | None:
+    """The process whose mount namespace gets the node's mount: a Docker node's first process; None for a
+    local node (this machine's namespace)."""
+    if not isinstance(remote, DockerRemote):
+        return None
+    state = container_state(remote.container)
+    if not state or not state.get("Pid"):
+        raise RemoteError(remote.node, ["docker", "inspect", remote.container], f"container not running: {state}")
+    return int(state["Pid"])

@@ -3,11 +3,17 @@ durability (used without mounting it)."""
 
 from __future__ import annotations
 
+import os
 import random
 
-from splitbrain.control.volatile_fs import VolatileFS
+import pytest
+from splitbrain.control.errors import ConfigError
+from splitbrain.control.target import DataFiles
+from splitbrain.control.volatile_fs import VolatileFS, in_mount_namespace
 from splitbrain.nemesis import disk_ops
+from splitbrain.nemesis.base import NemesisContext
 from splitbrain.nemesis.kinds import Corrupt, Disk, LoseUnfsynced, Truncate, parse_kinds
+from splitbrain.nemesis.power import PowerNemesis
 
 
 def _log(tmp_path, data: bytes = bytes(range(256)) * 8):
@@ -79,3 +85,30 @@ def test_disk_kinds_draw_their_ops_from_the_seed():
         assert a == b and a[0].f.startswith("start-") and set(a[0].value["nodes"]) <= set(nodes)
     assert parse_kinds("disk,corrupt") == ("disk", "corrupt")
     assert "corrupt" not in parse_kinds("all")
+
+
+def test_a_call_in_another_mount_namespace_that_fails_names_the_namespace():
+    # Failing either way: without root setns refuses, with root the unmount of a non-mount does.
+    with pytest.raises(OSError, match=rf"in the mount namespace of process {os.getpid()}"):
+        in_mount_namespace(os.getpid(), lambda libc: libc.umount2(b"/nonexistent-splitbrain-mountpoint", 0))
+
+
+class _Files:
+    def data_files(self, test, node):
+        return DataFiles("/nonexistent", logs=("wal",))
+
+    def kill(self, test, node):
+        raise AssertionError("a refused power nemesis must touch no process")
+
+    def start(self, test, node):
+        raise AssertionError("a refused power nemesis must touch no process")
+
+
+class SSHRemote:  # stands for any remote whose files live on another machine
+    node = "node1"
+
+
+def test_power_cuts_are_refused_in_one_line_on_nodes_of_another_machine():
+    ctx = NemesisContext({"node1": SSHRemote()}, {"node1": "10.0.0.1"}, random.Random(1), target=_Files())
+    with pytest.raises(ConfigError, match=r"^lose-unfsynced runs on local and Docker nodes .*these nodes are SSHRemote$"):
+        PowerNemesis(ctx).setup(None)
