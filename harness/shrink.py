@@ -41,7 +41,8 @@ class Candidate:
 
     def describe(self, ops: int | None = None) -> str:
         o = f" / {ops:,} ops" if ops is not None else ""
-        return f"{fault_count(self.schedule)} faults / {self.limits.time_limit_s:g} s{o}"
+        n = fault_count(self.schedule)
+        return f"{n} fault{'' if n == 1 else 's'} / {self.limits.time_limit_s:g} s{o}"
 
 
 def fault_count(schedule: Sequence[Any]) -> int:
