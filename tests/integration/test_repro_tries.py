@@ -36,6 +36,19 @@ def test_repro_tries_runs_the_stored_test_n_times_and_counts_the_failures(
         assert test["repro_of"] == str(stored) and test["seed"] == 5 and test["schedule"] == first["schedule"]
     ours = {RunDir(p).run_id for p in [stored, *tries]}
     assert not ours & set(leftover_runs())
+    # The op stream too: the same ops (f, key, value) in the same order, up to where the time limit cut
+    # each run (how many ops fit in 2 s is timing); which worker ran which op is timing and is not compared.
+    main_ops = [client_invocations(p) for p in (stored, *tries)]
+    shortest = min(len(m) for m in main_ops)
+    assert shortest > 50 and all(m[:shortest] == main_ops[0][:shortest] for m in main_ops)
+
+
+def client_invocations(run_dir: Path) -> list[tuple]:
+    """The clients' invocations of the main phase (before the final heal), as (f, key, value)."""
+    ops = [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()]
+    heal = max(i for i, op in enumerate(ops) if op["process"] == "nemesis" and op["f"] == "heal")
+    return [(op["f"], op.get("key"), json.dumps(op.get("value"))) for op in ops[:heal]
+            if op["type"] == "invoke" and op["process"] != "nemesis"]
 
 
 def test_repro_tries_must_be_a_positive_count(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
