@@ -112,8 +112,16 @@ class Found:
     log: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        return (f"from {self.start.describe(self.start_ops)} to {self.best.describe(self.best_ops)}, "
+        changed = "".join(f", {label} {a} -> {b}" for label, a, b in _limit_changes(self.start.limits, self.best.limits))
+        return (f"from {self.start.describe(self.start_ops)} to {self.best.describe(self.best_ops)}{changed}, "
                 f"failing on try {self.failed_tries} of up to {self.tries}")
+
+
+def _limit_changes(start: Limits, best: Limits) -> list[tuple[str, Any, Any]]:
+    """The limits besides faults and time that the search lowered: (label, from, to)."""
+    pairs = (("concurrency", start.concurrency, best.concurrency), ("nodes", start.nodes, best.nodes),
+             ("key-count", start.key_count, best.key_count))
+    return [(label, a, b) for label, a, b in pairs if a != b]
 
 
 def search(start: Candidate, try_candidate: Callable[[Candidate], Trial], signature: frozenset[str], *,
@@ -143,7 +151,8 @@ def search(start: Candidate, try_candidate: Callable[[Candidate], Trial], signat
                 break  # one failing try is enough to keep the candidate
         if last is not None:
             found.best, found.best_ops, found.best_run_dir, found.failed_tries = c, last.ops, last.run_dir, hits
-            say(f"best: {found.best.describe(found.best_ops)}; {max(0.0, deadline - clock()):.0f} s left")
+            limits = "".join(f", {label} {b}" for label, _, b in _limit_changes(start.limits, c.limits))
+            say(f"best: {found.best.describe(found.best_ops)}{limits}; {max(0.0, deadline - clock()):.0f} s left")
         return hits > 0
 
     def flat(units: Sequence[tuple[Any, ...]]) -> tuple[Any, ...]:

@@ -40,7 +40,9 @@ def test_the_search_keeps_only_what_the_failure_needs() -> None:
     found = search(START, fake(), SIG, tries=3, budget_s=1e9, start_ops=6000)
     assert [s.f for s in found.best.schedule] == ["start-fault-3", "start-fault-7"]
     assert found.best.limits == Limits(time_limit_s=15.0, concurrency=2, nodes=1)
-    assert found.summary() == "from 12 faults / 60 s / 6,000 ops to 2 faults / 15 s / 1,500 ops, failing on try 1 of up to 3"
+    assert found.summary() == (
+        "from 12 faults / 60 s / 6,000 ops to 2 faults / 15 s / 1,500 ops, concurrency 10 -> 2, nodes 5 -> 1, "
+        "failing on try 1 of up to 3")
 
 
 def test_a_flaky_failure_is_kept_through_retries() -> None:
