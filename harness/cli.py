@@ -410,14 +410,26 @@ def _add_repro(sub: Any) -> None:
                        epilog=RUN_EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--store", metavar="DIR", help="where the new run goes (default: the stored test's)")
+    p.add_argument("--tries", type=int, default=1, metavar="N",
+                   help="run it N times, each its own run dir, and say how often it failed as the stored run did "
+                        "(exit 1 if any did, else the last try's code)")
     p.set_defaults(run=_run_repro)
 
 
 def _run_repro(args: argparse.Namespace) -> int:
+    from splitbrain.harness.repro import repro_tries
     from splitbrain.harness.run import repro_test
     from splitbrain.harness.store import open_run_dir
 
-    return _run_test(repro_test(open_run_dir(args.run_dir), args.store))
+    if args.tries < 1:
+        raise UsageError(f"repro: --tries must be a whole number >= 1, got {args.tries}")
+    run_dir = open_run_dir(args.run_dir)
+    if args.tries == 1:
+        return _run_test(repro_test(run_dir, args.store))
+    counted = repro_tries(str(run_dir.path), tries=args.tries, store=args.store,
+                          on_try=lambda n, t: print(f"repro: try {n} of {args.tries}: exit {t.exit_code}", flush=True))
+    print(f"repro: {counted.summary()} (the stored run: {run_dir.path})")
+    return counted.exit_code
 
 
 def _add_shrink(sub: Any) -> None:

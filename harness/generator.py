@@ -6,8 +6,9 @@ or ``(op, next_generator)``; ``update(test, ctx, event)`` returns the generator 
 completion happened. ``op`` is a dict: ``f``, ``value``, optional ``key``, ``thread`` (the worker that must
 run it; the routing combinators set it) and ``time`` (ns since the test started: not before then).
 
-Randomness comes only from ``ctx.rng``, the run's one seeded ``random.Random``; generators keep no random
-state of their own, so the seed of a run decides every choice they make.
+Randomness comes only from ``ctx.rng``, seeded from the run's seed and the number of client ops handed out
+so far (the interpreter's ``_OpRandom``: asking again draws the same numbers); generators keep no random
+state of their own, so the seed of a run decides every choice they make, whatever the timing.
 """
 
 from __future__ import annotations

@@ -93,6 +93,53 @@ def _completion_of(invocation: Op, returned: Op, index: int, time_ns: int) -> Op
               invocation.node, returned.error)
 
 
+_MASK64 = (1 << 64) - 1
+
+
+class _OpRandom(random.Random):
+    """The Random of one client op: SplitMix64 (Steele et al.), whose seeding is free, where seeding the
+    Mersenne Twister costs microseconds, and a generator is asked several times per op. Every draw of
+    ``random.Random`` goes through ``random`` or ``getrandbits``; statistical quality is ample for
+    choosing keys and values."""
+
+    def __init__(self, seed: int) -> None:  # no super().__init__(): that would seed the Twister
+        self._x = seed & _MASK64
+        self.gauss_next = None
+
+    def _next64(self) -> int:
+        self._x = x = (self._x + 0x9E3779B97F4A7C15) & _MASK64
+        x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+        x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
+        return x ^ (x >> 31)
+
+    def random(self) -> float:
+        return (self._next64() >> 11) * (1.0 / (1 << 53))
+
+    def _randbelow(self, n: int) -> int:  # what randrange and choice use: one draw, no rejection loop
+        if n <= 1 << 32:  # Lemire's multiply-shift: a bias of at most n / 2**64
+            return (self._next64() * n) >> 64
+        return super()._randbelow(n)
+
+    def getrandbits(self, k: int) -> int:
+        bits, have = 0, 0
+        while have < k:
+            bits, have = (bits << 64) | self._next64(), have + 64
+        return bits >> (have - k)
+
+    def randbytes(self, n: int) -> bytes:
+        return self.getrandbits(n * 8).to_bytes(n, "little")
+
+    def seed(self, a: Any = None, version: int = 2) -> None:
+        self._x = hash(a) & _MASK64
+        self.gauss_next = None
+
+    def getstate(self) -> Any:
+        return self._x, self.gauss_next
+
+    def setstate(self, state: Any) -> None:
+        self._x, self.gauss_next = state
+
+
 def run(test: Any, gen: Generator, *, clients: Mapping[int, Client], nemesis: Any | None, recorder: Recorder,
         rng: random.Random, nodes_of: Mapping[Any, str] | None = None, stop: threading.Event | None = None,
         stats: Stats | None = None, drain_timeout: float = 10.0, hurry: threading.Event | None = None) -> None:
@@ -149,7 +196,13 @@ class _Run:
         self.runs = runs
         self.n_clients = n_clients
         self.recorder = recorder
-        self.rng = rng
+        # The generator is asked again after every completion and draws each time it is asked, so one
+        # shared Random would advance with the timing. Each client op gets a Random of its own instead,
+        # seeded from the run's and the number of client ops before it: a repro of the same seed draws the
+        # same op stream (keys, values, order), whatever the timing.
+        self.rng_base = rng.getrandbits(64)
+        self.client_ops = 0
+        self.op_rng = _OpRandom(0)  # one object, re-seeded per ask (no generator keeps ctx.rng beyond one)
         self.nodes_of = nodes_of
         self.stop = stop
         self.stats = stats
@@ -260,7 +313,9 @@ class _Run:
             self.held = None
 
     def _context(self, prefer: Any) -> Context:
-        return Context(self.now(), frozenset(self.free), self.all_workers, self.rng, prefer)
+        rng = self.op_rng
+        rng._x, rng.gauss_next = (self.rng_base + self.client_ops) & _MASK64, None  # as new: the same draws again
+        return Context(self.now(), frozenset(self.free), self.all_workers, rng, prefer)
 
     def _emit(self, me: Any) -> Op | None:
         """Invocations for free workers while the generator has ops due now: ``me``'s is returned, the
@@ -301,6 +356,7 @@ class _Run:
             self.stats.in_flight = len(self.in_flight)
             if thread != NEMESIS_THREAD:
                 self.stats.invoked += 1
+                self.client_ops += 1
             self.gen = self.gen.update(test, self._context(None), op)
             if thread == me and mine is None:
                 mine = op

@@ -96,6 +96,7 @@ OPTIONS = {
     "max-txn-length": "micro-ops per txn, at most (default 4)",
     "max-writes-per-key": "writes before a key retires (default 32)",
 }
+DEFAULTS = {"key-count": 4, "max-txn-length": 4, "max-writes-per-key": 32}  # of the whole-number options
 _INT_OPTIONS = {"key-count": (1, 1000), "max-txn-length": (1, 100), "max-writes-per-key": (1, 100_000)}
 
 
@@ -123,14 +124,14 @@ def consistency_model(options: Mapping[str, Any]) -> str:
 
 def validate_options(options: Mapping[str, Any]) -> None:
     consistency_model(options)
-    for name, default in (("key-count", 4), ("max-txn-length", 4), ("max-writes-per-key", 32)):
+    for name, default in DEFAULTS.items():
         _int_option(options, name, default)
 
 
 def txn_ops(write_f: str, options: Mapping[str, Any]) -> TxnOps:
-    return TxnOps(write_f, key_count=_int_option(options, "key-count", 4),
-                  max_length=_int_option(options, "max-txn-length", 4),
-                  writes_per_key=_int_option(options, "max-writes-per-key", 32))
+    return TxnOps(write_f, key_count=_int_option(options, "key-count", DEFAULTS["key-count"]),
+                  max_length=_int_option(options, "max-txn-length", DEFAULTS["max-txn-length"]),
+                  writes_per_key=_int_option(options, "max-writes-per-key", DEFAULTS["max-writes-per-key"]))
 
 
 # -- the workloads -------------------------------------------------------------------------------------
