@@ -84,7 +84,7 @@ def first_seed(attempt: Callable[[int], RunOutcome | None], seeds: range, what: 
 
 @pytest.mark.timeout(150)
 def test_raft_txn_split_is_caught_on_docker_nodes(tmp_path: Path, node_image: str) -> None:
-    """Caught on the first seed (1 of 1 tried); up to 3 allowed."""
+    """Caught on every seed tried (3 of seeds 1-3); up to 3 allowed."""
     def attempt(seed: int) -> RunOutcome | None:
         outcome = docker_txn_run(tmp_path / str(seed), "raft", seed, ("partition",), rate=1000, bugs=("txn-split",))
         found = anomalies(outcome)
@@ -110,7 +110,8 @@ def test_etcd_linearizable_txns_are_valid_under_kills_on_docker_nodes(tmp_path: 
 @pytest.mark.timeout(150)
 def test_postgres_read_committed_shows_read_skew_and_write_skew_on_docker_nodes(tmp_path: Path,
                                                                                 node_image: str) -> None:
-    """Seen on the first seed (1 of 1 tried); up to 3 allowed."""
+    """Seen on every seed tried (3 of seeds 1-3, with internal: a re-read sees a newer commit); up to 3
+    allowed."""
     def attempt(seed: int) -> RunOutcome | None:
         outcome = docker_txn_run(tmp_path / str(seed), "postgres", seed, ("partition",),
                                  target_opts={"isolation": "read-committed"})
@@ -130,7 +131,9 @@ def test_postgres_read_committed_shows_read_skew_and_write_skew_on_docker_nodes(
 @pytest.mark.timeout(150)
 def test_postgres_reads_from_replicas_in_other_containers_are_stale(tmp_path: Path, node_image: str) -> None:
     """Serializable on the primary, read-only txns on asynchronous replicas streaming across containers,
-    one cut off twice: stale reads on the first seed (1 of 1 tried); up to 3 allowed."""
+    one cut off twice: stale reads on every seed tried (G-single-process 3 of seeds 1-3); up to 3 allowed.
+    Seed 1 also showed G2-item: the standby's REPEATABLE READ snapshot is not protected by the primary's
+    SSI (the read-only anomaly PostgreSQL's docs warn of), so it is permitted here, not asserted."""
     def attempt(seed: int) -> RunOutcome | None:
         outcome = docker_txn_run(tmp_path / str(seed), "postgres", seed, ("partition",),
                                  target_opts={"isolation": "serializable", "reads": "replicas"},
