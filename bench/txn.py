@@ -25,6 +25,14 @@ shared by four engineers; load average 6.0 at the end), ``--time-limit 60 --rate
     PostgreSQL 15 serializable, primary + 2 replicas     29713     495  0.80        86828  1.44 (1.34-1.73)  0.71  true
     PostgreSQL 15 read committed, primary + 2 replicas   15909     265  0.43        33778  1.49 (1.30-1.62)  0.74  false
 
+With partitions and kills (``--only partition``, 22 faults per run; another session, load average 4.4
+at the end):
+
+    target                                               faults  ok txns  txns/s  vs 1 history ops    check s (min-max)  vs 1  valid
+    Raft store, 3 nodes, partition+kill                      22    16185     270  1.00       89524    0.65 (0.61-0.68)  1.00  true
+    etcd 3.4, linearizable reads, partition+kill             22     3632      60  0.22       50126    0.23 (0.23-0.32)  0.36  true
+    PostgreSQL 15 serializable, partition+kill               22    16906     282  1.04       83718    0.56 (0.56-0.63)  0.86  true
+
 etcd is slow because an append is a read-modify-write under a mod-revision compare: on 4 hot keys most
 txns lose the compare (a definite failure, ``fail``). PostgreSQL read committed commits fewer txns than
 serializable here because its txns wait on row locks of the hot keys instead of aborting early. The
