@@ -445,7 +445,8 @@ def in_mount_namespace(pid: int, call: Any) -> None:
 
 
 class Daemon:
-    """Mounts ``fs`` on ``mountpoint`` and serves the control socket; ``cut`` remounts."""
+    """Mounts ``fs`` on ``mountpoint`` once and serves the control socket; ``cut`` discards in place
+    (the mount stays), ``stop`` unmounts and ends the daemon."""
 
     def __init__(self, mountpoint: str, control: str, parent: int | None = None, namespace_of: int | None = None) -> None:
         self.mountpoint = os.path.abspath(mountpoint)
@@ -453,8 +454,6 @@ class Daemon:
         self.parent = parent
         self.namespace_of = namespace_of  # a process whose mount namespace gets the mount (None: this one)
         self.fs = VolatileFS(self.mountpoint)
-        self._remount = False
-        self._stopping = False
         self._mounted_there = threading.Event()
 
     def run(self) -> None:
@@ -463,15 +462,11 @@ class Daemon:
         threading.Thread(target=self._serve_control, daemon=True).start()
         if self.parent is not None:
             threading.Thread(target=self._watch_parent, daemon=True).start()
-        while True:
-            self._remount = False
-            mountpoint = self.mountpoint if self.namespace_of is None else self._mount_in_namespace()
-            # No attribute or name caching in the kernel, and no page cache kept across opens (the
-            # default), so after a cut a restarted process reads the durable state, not stale pages.
-            mfusepy.FUSE(_operations(self.fs), mountpoint, foreground=True, fsname="splitbrain-volatile",
-                         attr_timeout=0, entry_timeout=0, negative_timeout=0)
-            if not self._remount or self._stopping or self.namespace_of is not None:
-                break
+        mountpoint = self.mountpoint if self.namespace_of is None else self._mount_in_namespace()
+        # No attribute or name caching in the kernel, and no page cache kept across opens (the default),
+        # so after a cut a restarted process reads the durable state, not stale pages.
+        mfusepy.FUSE(_operations(self.fs), mountpoint, foreground=True, fsname="splitbrain-volatile",
+                     attr_timeout=0, entry_timeout=0, negative_timeout=0)
 
     def _mount_in_namespace(self) -> str:
         """Mount a FUSE connection opened here in the other namespace; libfuse serves it as /dev/fd/N.
@@ -495,7 +490,7 @@ class Daemon:
     def _watch_parent(self) -> None:
         while os.getppid() == self.parent:
             time.sleep(0.5)
-        self._stopping = True  # the harness is gone: nothing will stop us, and its reaper kills the rest
+        # the harness is gone: nothing will stop us, and its reaper kills the rest
         try:
             self._unmount(lazy=True)
         except (OSError, subprocess.SubprocessError):
@@ -526,7 +521,6 @@ class Daemon:
                     stream.write(json.dumps(self._command(command)) + "\n")
                     stream.flush()
                 if command == "stop":  # answered first: the daemon ends once unmounted
-                    self._stopping = True
                     try:
                         self._unmount()
                     except (OSError, subprocess.SubprocessError):

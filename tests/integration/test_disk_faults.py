@@ -6,13 +6,20 @@ and lengths in the fault's value), so what is damaged does not depend on how far
 
 from __future__ import annotations
 
-import json
 import os
-import re
 from pathlib import Path
 
 import pytest
 
+from tests.integration.disk_checks import (
+    CORRUPT_NODE2,
+    TRUNCATE_NODE1,
+    assert_corrupt_node2_kept_out_then_back,
+    assert_torn_tail_of_node1_cut_and_rejoined,
+    history,
+    nemesis_done,
+    node_log,
+)
 from tests.integration.helpers import needs_root, run
 
 pytestmark = [pytest.mark.integration, needs_root, pytest.mark.timeout(240)]
@@ -28,54 +35,12 @@ def disk_run(tmp_path: Path, nemesis: tuple[str, ...], schedule: list[dict], bug
     return run(test, console=False)
 
 
-def history(outcome) -> list[dict]:
-    return [json.loads(line) for line in outcome.run_dir.history_file.read_text().splitlines() if line.strip()]
-
-
-def node_log(outcome, node: str) -> str:
-    return "".join(p.read_text(errors="replace") for p in sorted((outcome.run_dir.path / "nodes" / node).glob("*.log")))
-
-
-def nemesis_done(ops: list[dict], f: str) -> list[dict]:
-    return [op for op in ops if op["process"] == "nemesis" and op["f"] == f and op["type"] == "info"]
-
-
-def ok_ops_on(ops: list[dict], node: str, after_ns: int) -> int:
-    return sum(1 for op in ops if op["type"] == "ok" and op.get("node") == node and op["time"] > after_ns)
-
-
 def test_corruption_before_the_tail_keeps_the_node_out_and_the_cluster_linearizable(tmp_path):
-    schedule = [{"at_s": 3.0, "f": "start-corrupt", "value": {"nodes": ["node2"], "mode": "zero", "offset": 40,
-                                                               "length": 16, "seed": 1}},
-                {"at_s": 6.0, "f": "stop-corrupt", "value": None}]
-    outcome = disk_run(tmp_path, ("corrupt",), schedule)
-    assert outcome.valid is True, outcome.results
-    ops = history(outcome)
-    (started,) = nemesis_done(ops, "start-corrupt")
-    (fault,) = started["value"]["faults"]
-    assert fault["node"] == "node2" and fault["offset"] == 40 and fault["length"] == 16
-    assert fault["file"].endswith("/node2/wal")
-    refused = re.search(r"cannot start: damaged log: (\S+): byte offset (\d+): (.*)", node_log(outcome, "node2"))
-    assert refused, "node2 started on a damaged log"
-    assert refused.group(1) == fault["file"] and int(refused.group(2)) <= 40
-    (stopped,) = nemesis_done(ops, "stop-corrupt")
-    assert stopped["value"]["restored"] and not stopped["value"]["kept"]
-    assert ok_ops_on(ops, "node2", stopped["time"]) > 0, "node2 did not serve again once its log was restored"
+    assert_corrupt_node2_kept_out_then_back(disk_run(tmp_path, ("corrupt",), CORRUPT_NODE2))
 
 
 def test_torn_tail_is_cut_and_the_node_rejoins(tmp_path):
-    schedule = [{"at_s": 3.0, "f": "start-truncate", "value": {"nodes": ["node1"], "length": 3, "seed": 2}},
-                {"at_s": 5.0, "f": "stop-truncate", "value": None}]
-    outcome = disk_run(tmp_path, ("truncate",), schedule)
-    assert outcome.valid is True, outcome.results
-    ops = history(outcome)
-    (started,) = nemesis_done(ops, "start-truncate")
-    (fault,) = started["value"]["faults"]
-    assert fault["node"] == "node1" and fault["length"] == 3 and fault["file"].endswith("/node1/wal")
-    torn = re.search(r"truncating a torn tail of (\d+) bytes at byte offset (\d+)", node_log(outcome, "node1"))
-    assert torn, "node1 did not cut its torn tail"
-    assert int(torn.group(2)) < fault["offset"]  # the whole damaged record goes, not just the missing bytes
-    assert ok_ops_on(ops, "node1", started["time"]) > 0, "node1 did not rejoin"
+    assert_torn_tail_of_node1_cut_and_rejoined(disk_run(tmp_path, ("truncate",), TRUNCATE_NODE1))
 
 
 def test_corrupting_every_log_leaves_the_store_unavailable_not_wrong(tmp_path):

@@ -4,15 +4,21 @@ it as it does on local nodes. The schedules are aimed by hand, as in test_disk_f
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
 from splitbrain.control.docker import run_resources
 from splitbrain.control.images import build_image
 
+from tests.integration.disk_checks import (
+    CORRUPT_NODE2,
+    TRUNCATE_NODE1,
+    assert_corrupt_node2_kept_out_then_back,
+    assert_torn_tail_of_node1_cut_and_rejoined,
+    history,
+    nemesis_done,
+)
 from tests.integration.helpers import needs_docker, run
-from tests.integration.test_disk_faults import history, nemesis_done, node_log, ok_ops_on
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker, needs_docker, pytest.mark.timeout(240)]
 
@@ -36,38 +42,11 @@ def docker_disk_run(tmp_path: Path, nemesis: tuple[str, ...], schedule: list[dic
 
 
 def test_corruption_before_the_tail_on_docker_keeps_the_node_out_and_the_cluster_valid(tmp_path, node_image):
-    schedule = [{"at_s": 3.0, "f": "start-corrupt", "value": {"nodes": ["node2"], "mode": "zero", "offset": 40,
-                                                               "length": 16, "seed": 1}},
-                {"at_s": 6.0, "f": "stop-corrupt", "value": None}]
-    outcome = docker_disk_run(tmp_path, ("corrupt",), schedule)
-    assert outcome.valid is True, outcome.results
-    ops = history(outcome)
-    (started,) = nemesis_done(ops, "start-corrupt")
-    assert not started.get("error"), started
-    (fault,) = started["value"]["faults"]
-    assert fault["node"] == "node2" and fault["offset"] == 40 and fault["file"].endswith("/node2/wal")
-    refused = re.search(r"cannot start: damaged log: (\S+): byte offset (\d+): (.*)", node_log(outcome, "node2"))
-    assert refused, "node2 started on a damaged log"
-    assert refused.group(1) == fault["file"] and int(refused.group(2)) <= 40
-    (stopped,) = nemesis_done(ops, "stop-corrupt")
-    assert stopped["value"]["restored"] and not stopped["value"]["kept"]
-    assert ok_ops_on(ops, "node2", stopped["time"]) > 0, "node2 did not serve again once its log was restored"
+    assert_corrupt_node2_kept_out_then_back(docker_disk_run(tmp_path, ("corrupt",), CORRUPT_NODE2))
 
 
 def test_torn_tail_on_docker_is_cut_and_the_node_rejoins(tmp_path, node_image):
-    schedule = [{"at_s": 3.0, "f": "start-truncate", "value": {"nodes": ["node1"], "length": 3, "seed": 2}},
-                {"at_s": 5.0, "f": "stop-truncate", "value": None}]
-    outcome = docker_disk_run(tmp_path, ("truncate",), schedule)
-    assert outcome.valid is True, outcome.results
-    ops = history(outcome)
-    (started,) = nemesis_done(ops, "start-truncate")
-    assert not started.get("error"), started
-    (fault,) = started["value"]["faults"]
-    assert fault["node"] == "node1" and fault["length"] == 3 and fault["file"].endswith("/node1/wal")
-    torn = re.search(r"truncating a torn tail of (\d+) bytes at byte offset (\d+)", node_log(outcome, "node1"))
-    assert torn, "node1 did not cut its torn tail"
-    assert int(torn.group(2)) < fault["offset"]
-    assert ok_ops_on(ops, "node1", started["time"]) > 0, "node1 did not rejoin"
+    assert_torn_tail_of_node1_cut_and_rejoined(docker_disk_run(tmp_path, ("truncate",), TRUNCATE_NODE1))
 
 
 POWER_CUT_ALL = [{"at_s": 4.0, "f": "start-lose-unfsynced", "value": {"nodes": ["node1", "node2", "node3"]}},

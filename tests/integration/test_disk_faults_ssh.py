@@ -9,8 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.disk_checks import (
+    CORRUPT_NODE2,
+    TRUNCATE_NODE1,
+    assert_corrupt_node2_kept_out_then_back,
+    assert_torn_tail_of_node1_cut_and_rejoined,
+)
 from tests.integration.helpers import needs_sshd_and, run
-from tests.integration.test_disk_faults import history, nemesis_done, node_log, ok_ops_on
 from tests.integration.test_ssh import SSHNodes, ssh_nodes  # noqa: F401 - the fixture
 
 pytestmark = [pytest.mark.integration, needs_sshd_and(), pytest.mark.timeout(240)]
@@ -28,36 +33,11 @@ def ssh_disk_run(nodes: SSHNodes, tmp_path: Path, nemesis: tuple[str, ...], sche
 
 
 def test_corruption_before_the_tail_on_ssh_keeps_the_node_out_and_the_cluster_valid(ssh_nodes, tmp_path):  # noqa: F811
-    schedule = [{"at_s": 3.0, "f": "start-corrupt", "value": {"nodes": ["node2"], "mode": "zero", "offset": 40,
-                                                               "length": 16, "seed": 1}},
-                {"at_s": 6.0, "f": "stop-corrupt", "value": None}]
-    outcome = ssh_disk_run(ssh_nodes, tmp_path, ("corrupt",), schedule)
-    assert outcome.valid is True, outcome.results
-    ops = history(outcome)
-    (started,) = nemesis_done(ops, "start-corrupt")
-    assert not started.get("error"), started
-    (fault,) = started["value"]["faults"]
-    assert fault["node"] == "node2" and fault["offset"] == 40 and fault["file"].endswith("/node2/wal")
-    refused = re.search(r"cannot start: damaged log: (\S+): byte offset (\d+)", node_log(outcome, "node2"))
-    assert refused and refused.group(1) == fault["file"] and int(refused.group(2)) <= 40, "node2 started on it"
-    (stopped,) = nemesis_done(ops, "stop-corrupt")
-    assert stopped["value"]["restored"] and not stopped["value"]["kept"]
-    assert ok_ops_on(ops, "node2", stopped["time"]) > 0, "node2 did not serve again once its log was restored"
+    assert_corrupt_node2_kept_out_then_back(ssh_disk_run(ssh_nodes, tmp_path, ("corrupt",), CORRUPT_NODE2))
 
 
 def test_torn_tail_on_ssh_is_cut_and_the_node_rejoins(ssh_nodes, tmp_path):  # noqa: F811
-    schedule = [{"at_s": 3.0, "f": "start-truncate", "value": {"nodes": ["node1"], "length": 3, "seed": 2}},
-                {"at_s": 5.0, "f": "stop-truncate", "value": None}]
-    outcome = ssh_disk_run(ssh_nodes, tmp_path, ("truncate",), schedule)
-    assert outcome.valid is True, outcome.results
-    ops = history(outcome)
-    (started,) = nemesis_done(ops, "start-truncate")
-    assert not started.get("error"), started
-    (fault,) = started["value"]["faults"]
-    assert fault["node"] == "node1" and fault["length"] == 3 and fault["file"].endswith("/node1/wal")
-    torn = re.search(r"truncating a torn tail of (\d+) bytes at byte offset (\d+)", node_log(outcome, "node1"))
-    assert torn and int(torn.group(2)) < fault["offset"], "node1 did not cut its torn tail"
-    assert ok_ops_on(ops, "node1", started["time"]) > 0, "node1 did not rejoin"
+    assert_torn_tail_of_node1_cut_and_rejoined(ssh_disk_run(ssh_nodes, tmp_path, ("truncate",), TRUNCATE_NODE1))
 
 
 def test_lose_unfsynced_on_ssh_nodes_is_refused_in_one_line(ssh_nodes, tmp_path):  # noqa: F811

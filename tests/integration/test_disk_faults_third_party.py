@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.disk_checks import history, nemesis_done, node_log
 from tests.integration.helpers import run
-from tests.integration.test_disk_faults import history, nemesis_done, node_log
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240),
               pytest.mark.skipif(os.geteuid() != 0, reason="local nodes need root (network namespaces)")]
