@@ -56,6 +56,22 @@ def _stale_read_run(store: Path) -> Path:
 @pytest.mark.integration
 @pytest.mark.timeout(300)
 @pytest.mark.skipif(os.geteuid() != 0, reason="local nodes need root (network namespaces)")
+def bar_starts(page) -> dict[str, float]:
+    """Each drawn op bar's left edge on screen, by op index."""
+    return dict(page.eval_on_selector_all(
+        "#timeline rect.op", "rs => rs.map(r => [r.dataset.index, r.getBoundingClientRect().left])"))
+
+
+def widest_gap(before: dict[str, float], after: dict[str, float]) -> tuple[float, float] | None:
+    """The on-screen distance between the two ops drawn in both views that were furthest apart before, as
+    (before, after); None while no view has changed."""
+    both = [i for i in before if i in after]
+    if len(both) < 2 or all(before[i] == after[i] for i in both):
+        return None
+    lo, hi = min(both, key=before.__getitem__), max(both, key=before.__getitem__)
+    return before[hi] - before[lo], after[hi] - after[lo]
+
+
 def test_the_report_of_a_stale_read_run_shows_the_failure(tmp_path: Path, browser_page) -> None:
     page, errors = browser_page
     run = _stale_read_run(tmp_path / "runs")
@@ -81,13 +97,16 @@ def test_the_report_of_a_stale_read_run_shows_the_failure(tmp_path: Path, browse
     failing.hover()
     tooltip = page.inner_text("#tooltip")
     assert f"[{failure['op']['invoke_index']}.." in tooltip and "read" in tooltip
-    before = failing.bounding_box()["width"]
+    # Zooming in spreads the bars: the distance between two ops' starts grows (a bar's own width may be
+    # held at its minimum, so widths alone cannot show it).
+    before = bar_starts(page)
     page.click("#timeline-section [data-action=in]")
     for _ in range(100):  # the redraw may take a while on a loaded machine
-        if failing.bounding_box()["width"] > before:
+        if widest_gap(before, bar_starts(page)) is not None:
             break
         page.wait_for_timeout(50)
-    assert failing.bounding_box()["width"] > before  # zoom widens the bars
+    gap = widest_gap(before, bar_starts(page))
+    assert gap is not None and gap[1] > gap[0] * 1.5, gap  # zoom x2 spreads the bars
     page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
     page.locator("#timeline-section").screenshot(path=str(tmp_path / "timeline.png"))
     print(f"screenshots: {tmp_path}/report.png, {tmp_path}/timeline.png")
