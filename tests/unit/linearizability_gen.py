@@ -15,6 +15,18 @@ from splitbrain.checkers.models import KeyValue, MultiRegister, Mutex, Queue, Re
 from splitbrain.histories.history import History, Operation
 from splitbrain.histories.op import Op
 
+# A fresh model per name: every model the checkers know, as the property tests generate for them.
+MODELS = {
+    "register": lambda: Register(None, cas=False),
+    "cas-register": lambda: Register(0, cas=True),
+    "kv": lambda: KeyValue(""),
+    "multi-register": lambda: MultiRegister({"x": 0, "y": 0}),
+    "mutex": Mutex,
+    "set": SetModel,
+    "queue": Queue,
+}
+
+
 
 def _register_op(rng: random.Random, cas: bool, append: bool = False) -> tuple[str, Any]:
     fs = ["read", "write"] + (["cas"] if cas else []) + (["append"] if append else [])

@@ -9,9 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from splitbrain.checkers import wgl
 from splitbrain.checkers.linearizable import check_linearizable
-from splitbrain.checkers.models import KeyValue, MultiRegister, Mutex, Queue, Register, SetModel
 
-from tests.unit.linearizability_gen import brute_force_linearizable, random_history
+from tests.unit.linearizability_gen import MODELS, brute_force_linearizable, random_history
 
 
 @pytest.fixture(params=["native", "python-first-attempt", "python-full-prunings"])
@@ -22,17 +21,6 @@ def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> s
     if request.param == "python-full-prunings":
         monkeypatch.setattr(wgl, "FIRST_ATTEMPT_STEPS", None)
     return request.param.split("-")[0]
-
-
-MODELS = {
-    "register": lambda: Register(None, cas=False),
-    "cas-register": lambda: Register(0, cas=True),
-    "kv": lambda: KeyValue(""),
-    "multi-register": lambda: MultiRegister({"x": 0, "y": 0}),
-    "mutex": Mutex,
-    "set": SetModel,
-    "queue": Queue,
-}
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))

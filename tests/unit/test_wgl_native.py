@@ -11,26 +11,15 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from splitbrain.checkers import linearizable
 from splitbrain.checkers.linearizable import check_linearizable, completed_or_pending, prepared_operations
-from splitbrain.checkers.models import KeyValue, MultiRegister, Mutex, Queue, Register, SetModel
+from splitbrain.checkers.models import KeyValue, Register
 from splitbrain.checkers.wgl import PartitionOutcome, PythonSearch
 from splitbrain.histories.history import History, Operation
 from splitbrain.histories.op import Op
 
-from tests.unit.linearizability_gen import random_history
+from tests.unit.linearizability_gen import MODELS, random_history
 
 wgl_native = pytest.importorskip("splitbrain.checkers.wgl_native",
                                  reason="the compiled search was not built (needs gcc and python3-dev)")
-
-MODELS = {
-    "register": lambda: Register(None, cas=False),
-    "cas-register": lambda: Register(0, cas=True),
-    "kv": lambda: KeyValue(""),
-    "multi-register": lambda: MultiRegister({"x": 0, "y": 0}),
-    "mutex": Mutex,
-    "set": SetModel,
-    "queue": Queue,
-}
-
 
 def parts(history: History, model: Any) -> list[tuple[History, Any]]:
     if not hasattr(model, "partition"):
