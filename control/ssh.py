@@ -520,7 +520,7 @@ def resolve_ipv4(host: str, node: str) -> str:
 
 class SSHCluster:
     """The nodes of one run on SSH hosts. ``up()`` connects to every host; ``down()`` kills what the run
-    spawned, downloads each node's logs into ``log_dir/<node>/``, removes the run's files from the hosts
+    spawned, unmounts what it left mounted below its directory, downloads each node's logs into ``log_dir/<node>/``, removes the run's files from the hosts
     and closes the connections (idempotent)."""
 
     def __init__(
@@ -581,7 +581,8 @@ class SSHCluster:
         reached = [node for node in self.nodes if self.remotes[node].ever_connected]
         for node in reached:
             remote = self.remotes[node]
-            steps = [("kill what the run spawned", remote.kill_spawned)]
+            steps = [("kill what the run spawned", remote.kill_spawned),
+                     ("unmount what the run mounted", lambda r=remote: unmount_under(r, self.root))]
             if chains:
                 steps.append(("remove the nemeses' iptables chains", lambda r=remote: r.remove_chains(chains)))
             steps.append(("download the node's logs", lambda n=node: self.collect_logs(n)))
@@ -616,15 +617,30 @@ exit 0
 """
 
 
+# $1 the run's directory on the host: lazily unmount every file system mounted below it (a lose-unfsynced
+# daemon that was killed leaves a dead FUSE mount there, which rm -rf cannot remove); deepest first.
+_UNMOUNT_UNDER = r"""
+awk -v root="$1/" 'index($2, root) == 1 { print $2 }' /proc/self/mounts | sort -r | while read -r m; do
+  fusermount3 -u -z "$m" 2>/dev/null || umount -l "$m"
+done
+"""
+
+
+def unmount_under(remote: SSHRemote, root: str) -> None:
+    """What the run left mounted under ``root`` on the host comes off (its processes are gone by now)."""
+    run_checked(remote, ["sh", "-c", _UNMOUNT_UNDER, "sh", root], timeout=remote.timeout)
+
+
 def teardown_run(cluster: SSHCluster) -> list[str]:
     """What a dead run left on its SSH hosts: its processes (by the pid files under the run's directory),
-    the nemeses' iptables chains and the directory itself. Hosts that cannot be reached are reported."""
+    the mounts below that directory, the nemeses' iptables chains and the directory itself. Hosts that cannot be reached are reported."""
     removed: list[str] = []
     for node in cluster.nodes:
         remote = cluster.remotes[node]
         try:
             remote.connect()
             run_checked(remote, ["sh", "-c", _KILL_RECORDED, "sh", cluster.root], timeout=remote.timeout)
+            unmount_under(remote, cluster.root)
             if cluster.iptables_chains:
                 remote.remove_chains(cluster.iptables_chains)
             run_checked(remote, ["rm", "-rf", "--", cluster.root], timeout=remote.timeout)

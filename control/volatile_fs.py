@@ -17,7 +17,12 @@ bind-mounted at the same path): the host never sees the mount, and removing the 
 CONTROL_SOCKET ``@NAME`` is an abstract socket (no file to clean up). Any process can run on it: the
 mechanism is the kernel's, so Go, Java and Python programs see the same thing.
 
-It imports only the standard library and mfusepy (libfuse 3), so it can be shipped to a node as it is.
+    python volatile_fs.py --send CONTROL_SOCKET COMMAND
+
+sends one command and prints the answer (how the harness speaks to a daemon on an SSH host).
+
+It imports only the standard library and mfusepy (libfuse 3, imported only to mount), so it is shipped to
+an SSH host as it is, with mfusepy's single file beside it (nemesis/power.py).
 Data is kept in 4 KiB blocks; blocks never written are zeros and take no memory (a preallocated log costs
 nothing until written), and the durable state shares unchanged blocks with the live one.
 """
@@ -540,10 +545,32 @@ class Daemon:
         return {"error": f"unknown command {command!r}; expected ping, cut or stop"}
 
 
+def send(control: str, command: str, timeout_s: float = 60.0) -> dict[str, Any]:
+    """One command to the daemon at ``control`` (``@NAME``: abstract) and its answer; OSError when it
+    cannot be reached or says nothing."""
+    address = "\0" + control[1:] if control.startswith("@") else control
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout_s)
+        s.connect(address)
+        s.sendall(command.encode() + b"\n")
+        with s.makefile("r") as stream:
+            line = stream.readline()
+    if not line:
+        raise OSError(f"the FUSE daemon at {control} closed the connection")
+    return json.loads(line)
+
+
 def main(argv: list[str]) -> int:
+    if len(argv) == 4 and argv[1] == "--send":
+        try:
+            print(json.dumps(send(argv[2], argv[3])))
+        except OSError as e:
+            print(f"cannot reach the FUSE daemon at {argv[2]}: {e}", file=sys.stderr)
+            return 1
+        return 0
     if len(argv) not in (3, 4, 5):
-        print("usage: python -m splitbrain.control.volatile_fs DIRECTORY CONTROL_SOCKET [PARENT_PID [NAMESPACE_PID]]",
-              file=sys.stderr)
+        print("usage: python -m splitbrain.control.volatile_fs DIRECTORY CONTROL_SOCKET [PARENT_PID [NAMESPACE_PID]]\n"
+              "       python -m splitbrain.control.volatile_fs --send CONTROL_SOCKET COMMAND", file=sys.stderr)
         return 3
     parent = int(argv[3]) if len(argv) >= 4 else None
     Daemon(argv[1], argv[2], parent, int(argv[4]) if len(argv) == 5 else None).run()

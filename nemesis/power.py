@@ -7,11 +7,13 @@ cut the power: what was not durable is discarded and the file system remounted, 
 until the fault's end (``stop-lose-unfsynced`` starts it). The completion lists the lost writes, each
 ``{"node", "file", "offset", "length"}`` (``gone``: a file whose creation was never made durable).
 
-Where the file system runs: always on this machine. For local nodes it is mounted here (the nodes'
-processes share this machine's mounts); for Docker nodes the daemon mounts it in the container's mount
+Where the file system runs: for local nodes on this machine, mounted here (the nodes' processes share this
+machine's mounts); for Docker nodes also on this machine, the daemon mounting it in the container's mount
 namespace over the bind-mounted data directory (control/volatile_fs.py), so the container needs no
-/dev/fuse, no FUSE package and no privilege. SSH nodes are refused in one line: their files are on
-another machine.
+/dev/fuse, no FUSE package and no privilege. Any other node (an SSH host) has its files elsewhere: the
+daemon runs there (NodeVolatileMount), shipped with mfusepy's single file through the node's Remote,
+which needs the host's python3 and libfuse 3 (Debian's ``fuse3``); a host without them is refused in one
+line before anything is mounted.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import socket
+import posixpath
 import subprocess
 import sys
 import threading
@@ -27,9 +29,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from splitbrain.control import volatile_fs
 from splitbrain.control.docker import DockerRemote, container_state
 from splitbrain.control.errors import ConfigError, RemoteError
-from splitbrain.control.remote import LocalRemote
+from splitbrain.control.remote import LocalRemote, ProcessHandle, Remote, run_checked
 from splitbrain.control.target import HasDataFiles, Killable
 from splitbrain.histories.op import Op
 from splitbrain.nemesis.base import NemesisContext, completed
@@ -39,14 +42,18 @@ MOUNT_WAIT_S = 20.0
 COMMAND_TIMEOUT_S = 60.0
 
 
+def _socket_name(*parts: str) -> str:
+    """An abstract socket's name (nothing on disk to clean up), unique to this harness and directory."""
+    return "splitbrain-vfs-" + hashlib.sha1(":".join((str(os.getpid()), *parts)).encode()).hexdigest()[:16]
+
+
 class VolatileMount:
     """One node's data directory on the volatile file system: the daemon on this machine and its socket."""
 
     def __init__(self, directory: str, log: Path | None, namespace_of: int | None = None) -> None:
         self.directory = os.path.abspath(directory)
         self.namespace_of = namespace_of  # mount in this process's mount namespace (a container's init)
-        digest = hashlib.sha1(f"{os.getpid()}:{self.directory}".encode()).hexdigest()[:16]
-        self.socket_name = f"splitbrain-vfs-{digest}"  # abstract: nothing on disk to clean up
+        self.socket_name = _socket_name(self.directory)
         self.log = log
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -60,34 +67,14 @@ class VolatileMount:
         finally:
             if out is not subprocess.DEVNULL:
                 out.close()
-        deadline = time.monotonic() + MOUNT_WAIT_S
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RemoteError("localhost", ["volatile_fs", self.directory],
-                                  f"the FUSE daemon exited with {self.process.returncode} (see {self.log})")
-            try:
-                if self.command("ping").get("ok"):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise RemoteError("localhost", ["volatile_fs", self.directory], f"not mounted after {MOUNT_WAIT_S:.0f} s")
+        process = self.process
+        _await_mount(self, "localhost", lambda: process.poll() is not None, f"see {self.log}")
 
     def command(self, command: str) -> dict[str, Any]:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-            s.settimeout(COMMAND_TIMEOUT_S)
-            s.connect("\0" + self.socket_name)
-            s.sendall(command.encode() + b"\n")
-            with s.makefile("r") as stream:
-                line = stream.readline()
-        if not line:
-            raise OSError(f"the FUSE daemon of {self.directory} closed the connection")
-        return json.loads(line)
+        return volatile_fs.send("@" + self.socket_name, command, COMMAND_TIMEOUT_S)
 
     def cut(self) -> list[dict[str, Any]]:
-        answer = self.command("cut")
-        if "error" in answer:
-            raise RemoteError("localhost", ["volatile_fs", "cut", self.directory], answer["error"])
-        return answer["lost"]
+        return _cut(self, "localhost")
 
     def unmount(self) -> None:
         if self.process is None:
@@ -107,12 +94,104 @@ class VolatileMount:
             subprocess.run(["fusermount3", "-u", "-z", self.directory], capture_output=True, timeout=30)
 
 
+# Prints what the host lacks for a volatile mount, nothing when it has it all.
+_PROBE = r"""
+command -v python3 > /dev/null || { echo python3; exit 0; }
+[ -c /dev/fuse ] || echo /dev/fuse
+command -v fusermount3 > /dev/null || echo fusermount3
+python3 -c 'import ctypes.util, sys; sys.exit(not ctypes.util.find_library("fuse3"))' || echo "libfuse 3"
+"""
+# $1 a mount point: a daemon that died leaves its mount behind ("transport endpoint is not connected").
+_UNMOUNT_IF_LEFT = r"""
+if grep -qs " $1 fuse.splitbrain-volatile " /proc/self/mounts; then fusermount3 -u -z "$1"; fi
+"""
+
+
+class NodeVolatileMount:
+    """The same on a node that is another machine (an SSH host): the daemon runs there, spawned through
+    the node's Remote (so the run's clean-up kills it like the target's processes), and every command goes
+    through ``volatile_fs.py --send`` on the node. Its two files are shipped beside the data directory, not
+    in it (the mount covers that)."""
+
+    def __init__(self, remote: Remote, directory: str) -> None:
+        self.remote = remote
+        self.directory = posixpath.normpath(directory)
+        self.tools = self.directory + ".volatile-fs"
+        self.script = f"{self.tools}/volatile_fs.py"
+        self.socket = "@" + _socket_name(remote.node, self.directory)
+        self.process: ProcessHandle | None = None
+
+    def check_host(self) -> None:
+        """ConfigError when the host cannot mount it (one line, with what it lacks)."""
+        missing = run_checked(self.remote, ["sh", "-c", _PROBE], timeout=COMMAND_TIMEOUT_S).stdout.split("\n")
+        missing = [m for m in missing if m.strip()]
+        if missing:
+            raise ConfigError(f"lose-unfsynced on {self.remote.node}: the host lacks {', '.join(missing)} "
+                              "(Debian: apt-get install python3 fuse3)")
+
+    def mount(self) -> None:
+        import mfusepy
+
+        run_checked(self.remote, ["mkdir", "-p", self.directory, self.tools], timeout=COMMAND_TIMEOUT_S)
+        self.remote.upload(volatile_fs.__file__, self.script)
+        self.remote.upload(mfusepy.__file__, f"{self.tools}/mfusepy.py")
+        self.process = self.remote.spawn(["python3", self.script, self.directory, self.socket], log="volatile-fs.log")
+        process = self.process
+        _await_mount(self, self.remote.node, lambda: not process.alive(), "see volatile-fs.log in the node's logs")
+
+    def command(self, command: str) -> dict[str, Any]:
+        result = self.remote.exec(["python3", self.script, "--send", self.socket, command], timeout=COMMAND_TIMEOUT_S)
+        if not result.ok:
+            raise OSError(result.stderr.strip() or f"exit code {result.rc}")
+        return json.loads(result.stdout)
+
+    def cut(self) -> list[dict[str, Any]]:
+        return _cut(self, self.remote.node)
+
+    def unmount(self) -> None:
+        if self.process is None:
+            return
+        process, self.process = self.process, None
+        try:
+            self.command("stop")
+        except (OSError, RemoteError, ValueError):
+            process.kill()
+        if process.wait(30) is None:
+            process.kill()
+            process.wait(10)
+        run_checked(self.remote, ["sh", "-c", _UNMOUNT_IF_LEFT, "sh", self.directory], timeout=COMMAND_TIMEOUT_S)
+
+
+Mount = VolatileMount | NodeVolatileMount
+
+
+def _await_mount(mount: Mount, where: str, exited: Any, log_hint: str) -> None:
+    """Until the daemon answers a ping (mounted); RemoteError when it exits first or takes too long."""
+    deadline = time.monotonic() + MOUNT_WAIT_S
+    while time.monotonic() < deadline:
+        if exited():
+            raise RemoteError(where, ["volatile_fs", mount.directory], f"the FUSE daemon exited ({log_hint})")
+        try:
+            if mount.command("ping").get("ok"):
+                return
+        except (OSError, ValueError):
+            time.sleep(0.05)
+    raise RemoteError(where, ["volatile_fs", mount.directory], f"not mounted after {MOUNT_WAIT_S:.0f} s")
+
+
+def _cut(mount: Mount, where: str) -> list[dict[str, Any]]:
+    answer = mount.command("cut")
+    if "error" in answer:
+        raise RemoteError(where, ["volatile_fs", "cut", mount.directory], answer["error"])
+    return answer["lost"]
+
+
 class PowerNemesis:
     """``start-lose-unfsynced`` ``{"nodes": [...]}`` and ``stop-lose-unfsynced`` (see the module's doc)."""
 
     def __init__(self, ctx: NemesisContext) -> None:
         self.ctx = ctx
-        self.mounts: dict[str, VolatileMount] = {}
+        self.mounts: dict[str, Mount] = {}
         self.down: set[str] = set()
         self._lock = threading.RLock()
 
@@ -129,23 +208,18 @@ class PowerNemesis:
         if missing:
             raise ConfigError(f"lose-unfsynced needs a target that implements {' and '.join(missing)}; "
                               f"{type(self.target).__name__} does not")
-        remote_kinds = {type(r).__name__ for r in self.ctx.remotes.values()
-                        if not isinstance(r, LocalRemote | DockerRemote)}
-        if remote_kinds:
-            raise ConfigError("lose-unfsynced runs on local and Docker nodes (the FUSE file system runs on "
-                              f"this machine, where their data directories are); these nodes are "
-                              f"{', '.join(sorted(remote_kinds))}")
         with self._lock:
             nodes = self.ctx.nodes
+            mounts = {node: _mount_for(self.ctx.remotes[node], self.target.data_files(test, node).directory)
+                      for node in nodes}
+            for mount in mounts.values():  # refused before anything is stopped
+                if isinstance(mount, NodeVolatileMount):
+                    mount.check_host()
             for node in nodes:  # every process stops first, so no node's files change while being copied
                 self.target.kill(test, node)
             for node in nodes:
-                remote = self.ctx.remotes[node]
-                log_dir = getattr(remote, "log_dir", None)
-                log = Path(log_dir) / "volatile-fs.log" if log_dir is not None else None
-                mount = VolatileMount(self.target.data_files(test, node).directory, log, _namespace_of(remote))
-                self.mounts[node] = mount
-                mount.mount()
+                self.mounts[node] = mounts[node]
+                mounts[node].mount()
             for node in nodes:
                 self.target.start(test, node)
             if callable(getattr(self.target, "wait_ready", None)):
@@ -199,6 +273,13 @@ class PowerNemesis:
             for mount in self.mounts.values():
                 mount.unmount()
             self.mounts.clear()
+
+
+def _mount_for(remote: Any, directory: str) -> Mount:
+    """Local and Docker nodes: the daemon here; any other node: the daemon on it."""
+    if isinstance(remote, LocalRemote | DockerRemote):
+        return VolatileMount(directory, Path(remote.log_dir) / "volatile-fs.log", _namespace_of(remote))
+    return NodeVolatileMount(remote, directory)
 
 
 def _namespace_of(remote: Any) -> int | None:

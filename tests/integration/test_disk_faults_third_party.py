@@ -1,17 +1,24 @@
-"""etcd and ZooKeeper on local nodes under ``corrupt``: what each does with 64 zeroed bytes at offset
-300 of one node's log, as the README's table of what splitbrain catches records it. etcd refuses to
-start (its WAL records carry CRCs); ZooKeeper takes the damage for a torn tail, drops it and every later
-transaction, starts and catches up from the leader. Both stay valid: two intact nodes are a majority."""
+"""etcd and ZooKeeper on local nodes under ``corrupt``, ``truncate`` and ``lose-unfsynced``: what each
+does, as the README's table of what splitbrain catches records it.
+
+corrupt (64 zeroed bytes at offset 300 of one node's log): etcd refuses to start (its WAL records carry
+CRCs); ZooKeeper takes the damage for a torn tail, drops it and every later transaction, starts and
+catches up from the leader. Both stay valid: two intact nodes are a majority. truncate (512 bytes cut off
+one node's newest log): both preallocate their logs, so the cut takes zeros past the last record; the node
+restarts on it and serves. lose-unfsynced (a power cut of all three): etcd fsyncs what it must and
+loses nothing; ZooKeeper never fsyncs the directory of the files it creates, so under the strict POSIX
+model its new transaction log and epoch files vanish with the cut and the ensemble rolls back."""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
 import pytest
 
-from tests.integration.disk_checks import history, nemesis_done, node_log
+from tests.integration.disk_checks import history, nemesis_done, node_log, ok_ops_on
 from tests.integration.helpers import run
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240),
@@ -27,12 +34,19 @@ CORRUPT_NODE2_LOG = [{"at_s": 3.0, "f": "start-corrupt", "value": {"nodes": ["no
                      {"at_s": 6.0, "f": "stop-corrupt", "value": None}]
 
 
-def corrupt_run(tmp_path: Path, target: str):
+# 512 bytes cut off node1's newest log at 3 s; node1 started again at 5 s.
+TRUNCATE_NODE1_LOG = [{"at_s": 3.0, "f": "start-truncate", "value": {"nodes": ["node1"], "length": 512, "seed": 2}},
+                      {"at_s": 5.0, "f": "stop-truncate", "value": None}]
+POWER_CUT_ALL = [{"at_s": 4.0, "f": "start-lose-unfsynced", "value": {"nodes": ["node1", "node2", "node3"]}},
+                 {"at_s": 5.5, "f": "stop-lose-unfsynced", "value": None}]
+
+
+def disk_run(tmp_path: Path, target: str, nemesis: str = "corrupt", schedule: list[dict] = CORRUPT_NODE2_LOG,
+             seed: int = 16):
     from splitbrain.harness.test import TestOptions  # here, so pytest does not collect it
 
-    test = TestOptions(target=target, workload="register", nemesis=("corrupt",), nodes=3, time_limit=8.0, seed=16,
-                       store=str(tmp_path / "runs"), schedule=CORRUPT_NODE2_LOG, rate=100, concurrency=8,
-                       recovery_s=2.0)
+    test = TestOptions(target=target, workload="register", nemesis=(nemesis,), nodes=3, time_limit=8.0, seed=seed,
+                       store=str(tmp_path / "runs"), schedule=schedule, rate=100, concurrency=8, recovery_s=2.0)
     return run(test, console=False)
 
 
@@ -46,7 +60,7 @@ def the_fault(outcome) -> dict:
 
 @needs_etcd
 def test_etcd_refuses_to_start_on_a_corrupted_wal_and_the_cluster_stays_valid(tmp_path):
-    outcome = corrupt_run(tmp_path, "etcd")
+    outcome = disk_run(tmp_path, "etcd")
     assert outcome.valid is True, outcome.results
     assert the_fault(outcome)["file"].endswith(".wal")
     assert "walpb: crc mismatch" in node_log(outcome, "node2"), "etcd started on a corrupted WAL"
@@ -54,7 +68,62 @@ def test_etcd_refuses_to_start_on_a_corrupted_wal_and_the_cluster_stays_valid(tm
 
 @needs_zookeeper
 def test_zookeeper_drops_a_corrupted_log_tail_as_partial_and_catches_up(tmp_path):
-    outcome = corrupt_run(tmp_path, "zookeeper")
+    outcome = disk_run(tmp_path, "zookeeper")
     assert outcome.valid is True, outcome.results
     assert "/version-2/log." in the_fault(outcome)["file"]
     assert "Last transaction was partial" in node_log(outcome, "node2"), "ZooKeeper did not take the damage for a torn tail"
+
+
+def the_truncation(outcome) -> dict:
+    ops = history(outcome)
+    (started,) = nemesis_done(ops, "start-truncate")
+    assert not started.get("error"), started
+    (fault,) = started["value"]["faults"]
+    assert fault["node"] == "node1" and fault["length"] == 512
+    (stopped,) = nemesis_done(ops, "stop-truncate")
+    assert ok_ops_on(ops, "node1", stopped["time"]) > 0, "node1 did not serve again after its log was cut"
+    return fault
+
+
+@needs_etcd
+def test_etcd_under_a_torn_wal_tail_restarts_and_stays_valid(tmp_path):
+    outcome = disk_run(tmp_path, "etcd", "truncate", TRUNCATE_NODE1_LOG)
+    assert outcome.valid is True, outcome.results
+    assert the_truncation(outcome)["file"].endswith(".wal")
+
+
+@needs_zookeeper
+def test_zookeeper_under_a_torn_log_tail_restarts_and_stays_valid(tmp_path):
+    outcome = disk_run(tmp_path, "zookeeper", "truncate", TRUNCATE_NODE1_LOG)
+    assert outcome.valid is True, outcome.results
+    assert "/version-2/log." in the_truncation(outcome)["file"]
+
+
+def the_power_cut(outcome) -> dict:
+    (cut,) = nemesis_done(history(outcome), "start-lose-unfsynced")
+    assert cut["value"]["nodes"] == ["node1", "node2", "node3"] and not cut.get("error"), cut
+    return cut["value"]
+
+
+@needs_etcd
+def test_etcd_loses_nothing_in_a_power_cut_of_every_member(tmp_path):
+    outcome = disk_run(tmp_path, "etcd", "lose-unfsynced", POWER_CUT_ALL)
+    assert outcome.valid is True, outcome.results
+    assert the_power_cut(outcome)["lost"] == []
+
+
+@needs_zookeeper
+def test_zookeeper_rolls_back_in_a_power_cut_of_every_server_and_its_clients_are_refused(tmp_path):
+    """Every server loses its new transaction log (created and fsynced, its directory never): the ensemble
+    comes back at the last zxid of the previous epoch, and says so to each client that had seen later ones,
+    refusing it. So the loss shows as unavailability to the run's clients, not as a wrong read."""
+    outcome = disk_run(tmp_path, "zookeeper", "lose-unfsynced", POWER_CUT_ALL)
+    gone = {(w["node"], w["file"].rsplit("/", 1)[1]) for w in the_power_cut(outcome)["lost"] if w.get("gone")}
+    assert {node for node, name in gone if name.startswith("log.")} == {"node1", "node2", "node3"}, gone
+    refusals = re.findall(r"as it has seen zxid (0x[0-9a-f]+) our last zxid is (0x[0-9a-f]+)",
+                          "".join(node_log(outcome, n) for n in ("node1", "node2", "node3")))
+    assert any(int(seen, 16) > int(last, 16) for seen, last in refusals), "no server came back behind its clients"
+    ops = history(outcome)
+    (stopped,) = nemesis_done(ops, "stop-lose-unfsynced")
+    served_after = sum(ok_ops_on(ops, n, stopped["time"]) for n in ("node1", "node2", "node3"))
+    assert outcome.valid is False or served_after == 0, (outcome.results, served_after)
