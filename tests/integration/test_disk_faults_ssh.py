@@ -126,3 +126,35 @@ def test_a_killed_daemons_dead_mount_is_removed_with_the_run(ssh_nodes, tmp_path
         assert check.exec(["test", "-e", first.root]).rc == 1, f"{first.root} is left on node1"
     finally:
         check.close()
+
+
+@pytest.mark.timeout(180)
+def test_kill_9_of_an_ssh_run_with_power_cuts_leaves_nothing_on_the_hosts(ssh_nodes, tmp_path):  # noqa: F811
+    """The harness dies while every host has its volatile mount: the run's reaper kills the daemons with
+    the target's processes, unmounts their (now dead) mounts and removes the run's directory."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.integration.helpers import wait_for
+
+    store = tmp_path / "runs"
+    cmd = [sys.executable, "-m", "splitbrain.harness.cli", "run", "--remote", "ssh", "--ssh-hosts", ssh_nodes.hosts_option,
+           "--ssh-key", str(ssh_nodes.key_file), "--ssh-dir", str(ssh_nodes.host_dir), "--ssh-accept-new",
+           "--store", str(store), "--time-limit", "30", "--nemesis", "lose-unfsynced", "--seed", "3"]
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True, env={**os.environ, "HOME": str(tmp_path)})
+    try:
+        assert wait_for(lambda: all("splitbrain-volatile" in host_mounts(ssh_nodes, n) for n in ssh_nodes.cluster.nodes),
+                        90), "the volatile mounts never came up on the hosts"
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+    run_dir = (store / "latest").resolve()
+    assert wait_for(lambda: not any("splitbrain-volatile" in host_mounts(ssh_nodes, n) for n in ssh_nodes.cluster.nodes),
+                    30), "a volatile mount outlived the run"
+    assert wait_for(lambda: (run_dir / "reaper.log").exists() and not (run_dir / ".running").exists(), 30)
+    _assert_nothing_left_on_the_hosts(ssh_nodes, run_dir)
