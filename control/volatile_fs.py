@@ -85,7 +85,11 @@ class VolatileFS:
         self.durable: dict[int, Inode] = {}
         self._dirty: dict[int, set[int]] = {}  # inode -> blocks written since its last fsync
         self._next = ROOT + 1
+        # Who a new file or directory belongs to: the calling process (the FUSE context once mounted).
+        self.caller: Any = lambda: (os.geteuid(), os.getegid())
         if source is not None:
+            st = os.stat(source)  # the mount point keeps its owner and mode (PostgreSQL checks its PGDATA's)
+            self.live[ROOT] = Inode(True, stat.S_IFDIR | (st.st_mode & 0o7777), st.st_uid, st.st_gid)
             self._load(source, ROOT)
         self.durable = {ino: node.copy() for ino, node in self.live.items()}
 
@@ -253,7 +257,7 @@ class VolatileFS:
             parent, name = self._parent(path)
             if name in parent.entries:
                 raise _err(errno.EEXIST)
-            parent.entries[name] = self._new(True, mode)
+            parent.entries[name] = self._new(True, mode, *self.caller())
             parent.mtime = time.time_ns()
         return 0
 
@@ -274,7 +278,7 @@ class VolatileFS:
                 ino = parent.entries[name]
                 self._resize(ino, 0)
                 return ino
-            ino = self._new(False, mode)
+            ino = self._new(False, mode, *self.caller())
             parent.entries[name] = ino
             parent.mtime = time.time_ns()
             return ino
@@ -405,6 +409,7 @@ def _operations(fs: VolatileFS) -> Any:
         use_ns = True  # utimens gets nanoseconds
 
     ops = Ops()
+    fs.caller = lambda: mfusepy.fuse_get_context()[:2]
     for name in ("getattr", "readdir", "access", "mkdir", "rmdir", "create", "open", "read", "write",
                  "truncate", "fallocate", "fsync", "fsyncdir", "unlink", "rename", "chmod", "chown", "utimens",
                  "statfs", "flush", "release"):
@@ -470,14 +475,20 @@ class Daemon:
         mountpoint = self.mountpoint if self.namespace_of is None else self._mount_in_namespace()
         # No attribute or name caching in the kernel, and no page cache kept across opens (the default),
         # so after a cut a restarted process reads the durable state, not stale pages.
+        # The kernel checks permissions by the files' modes and owners (default_permissions), and when the
+        # daemon runs as root, processes of other users may use the mount (PostgreSQL runs as postgres).
+        # (In another namespace both are options of the mount(2) call itself.)
+        options: dict[str, bool] = {}
+        if self.namespace_of is None:
+            options = {"default_permissions": True, **({"allow_other": True} if os.geteuid() == 0 else {})}
         mfusepy.FUSE(_operations(self.fs), mountpoint, foreground=True, fsname="splitbrain-volatile",
-                     attr_timeout=0, entry_timeout=0, negative_timeout=0)
+                     attr_timeout=0, entry_timeout=0, negative_timeout=0, **options)
 
     def _mount_in_namespace(self) -> str:
         """Mount a FUSE connection opened here in the other namespace; libfuse serves it as /dev/fd/N.
         allow_other: the container's processes may run as any user (postgres, zookeeper)."""
         fuse = os.open("/dev/fuse", os.O_RDWR)
-        options = f"fd={fuse},rootmode=40000,user_id=0,group_id=0,allow_other".encode()
+        options = f"fd={fuse},rootmode=40000,user_id=0,group_id=0,allow_other,default_permissions".encode()
         in_mount_namespace(self.namespace_of, lambda libc: libc.mount(
             b"splitbrain-volatile", self.mountpoint.encode(), b"fuse.splitbrain-volatile",
             MS_NOSUID | MS_NODEV, options))

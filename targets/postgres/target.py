@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import psycopg
-from splitbrain import ConfigError, OneProcessPerNode, RemoteError, TargetEnv
+from splitbrain import ConfigError, DataFiles, OneProcessPerNode, RemoteError, TargetEnv
 
 BIN = "/usr/lib/postgresql/15/bin"
 POSTGRES, INITDB, PG_BASEBACKUP = f"{BIN}/postgres", f"{BIN}/initdb", f"{BIN}/pg_basebackup"
@@ -35,6 +35,7 @@ PORT = 5432
 ISOLATION_LEVELS = {"read-committed": "READ COMMITTED", "repeatable-read": "REPEATABLE READ",
                     "serializable": "SERIALIZABLE"}
 READS = ("primary", "replicas")
+WAL_SEGMENT = "[0-9A-F]" * 24  # a WAL segment's name (not a timeline's .history file)
 SETUP_TIMEOUT_S = 60.0
 SHUTDOWN_WAIT_S = 10.0
 
@@ -53,7 +54,7 @@ def conninfo(address: str, timeout_s: float) -> str:
 
 
 class PostgresTarget(OneProcessPerNode):
-    """Killable, Pausable (one postgres server per node), HasPrimaries (node1), WaitsReady."""
+    """Killable, Pausable (one postgres server per node), HasPrimaries (node1), WaitsReady, HasDataFiles."""
 
     def __init__(self, env: TargetEnv, isolation: str, reads: str) -> None:
         self._init_nodes(env.addresses, env.data_root, env.spawn, env.files)
@@ -113,6 +114,13 @@ class PostgresTarget(OneProcessPerNode):
         for name, value in settings.items():
             argv += ["-c", f"{name}={value}"]
         return as_postgres(argv), {}, "postgres.log"
+
+    def data_files(self, test: Any, node: str) -> DataFiles:
+        """PGDATA: the WAL segments (16 MB, zero-filled when made, every record CRC-checked), the tables'
+        and catalogs' files (pages checksummed only with initdb --data-checksums, which is off by default
+        and here) and pg_control."""
+        return DataFiles(self.pgdata(node), logs=(f"pg_wal/{WAL_SEGMENT}",),
+                         other=("base/*/[0-9]*", "global/[0-9]*", "global/pg_control"))
 
     def primaries(self, test: Any) -> list[str]:
         return [self.primary]

@@ -3,9 +3,10 @@ does, as the README's table of what splitbrain catches records it.
 
 corrupt (64 zeroed bytes at offset 300 of one node's log): etcd refuses to start (its WAL records carry
 CRCs); ZooKeeper takes the damage for a torn tail, drops it and every later transaction, starts and
-catches up from the leader. Both stay valid: two intact nodes are a majority. truncate (512 bytes cut off
-one node's newest log): both preallocate their logs, so the cut takes zeros past the last record; the node
-restarts on it and serves. lose-unfsynced (a power cut of all three): etcd fsyncs what it must and
+catches up from the leader. Both stay valid: two intact nodes are a majority. truncate (the last 512
+bytes of one node's newest log torn: both preallocate their logs, so the bytes become zeros again): etcd
+refuses to start on a CRC mismatch, or repairs the tail and then, as a follower, panics when the leader
+commits the entries it lost; ZooKeeper drops the partial transaction and catches up. lose-unfsynced (a power cut of all three): etcd fsyncs what it must and
 loses nothing; ZooKeeper never fsyncs the directory of the files it creates, so under the strict POSIX
 model its new transaction log and epoch files vanish with the cut and the ensemble rolls back."""
 
@@ -74,29 +75,47 @@ def test_zookeeper_drops_a_corrupted_log_tail_as_partial_and_catches_up(tmp_path
     assert "Last transaction was partial" in node_log(outcome, "node2"), "ZooKeeper did not take the damage for a torn tail"
 
 
-def the_truncation(outcome) -> dict:
+def the_truncation(outcome) -> tuple[dict, list[dict]]:
     ops = history(outcome)
     (started,) = nemesis_done(ops, "start-truncate")
     assert not started.get("error"), started
     (fault,) = started["value"]["faults"]
     assert fault["node"] == "node1" and fault["length"] == 512
-    (stopped,) = nemesis_done(ops, "stop-truncate")
-    assert ok_ops_on(ops, "node1", stopped["time"]) > 0, "node1 did not serve again after its log was cut"
-    return fault
+    return fault, ops
 
 
 @needs_etcd
-def test_etcd_under_a_torn_wal_tail_restarts_and_stays_valid(tmp_path):
+def test_etcd_under_a_torn_wal_tail_refuses_or_panics_or_catches_up_and_stays_valid(tmp_path):
+    """What etcd does depends on where the zeros fall and on who leads, each shown in its log: a record
+    left whole-looking but wrong: it refuses to start (`discovery failed`: `walpb: crc mismatch`, or
+    `proto: Record: illegal tag 0` when the zeros reached a record's framing); records cut short or
+    zeroed away: it reads up to them (`repaired WAL` when one was cut mid-way) and then, as a follower the
+    leader knows had persisted more, panics at the next heartbeat (`tocommit(N) is out of range
+    [lastIndex(M)]`) and stays out; otherwise (it had led, its successor knows nothing of its log) it
+    catches up and serves. Valid every time: two intact members are a majority."""
     outcome = disk_run(tmp_path, "etcd", "truncate", TRUNCATE_NODE1_LOG)
     assert outcome.valid is True, outcome.results
-    assert the_truncation(outcome)["file"].endswith(".wal")
+    fault, ops = the_truncation(outcome)
+    assert fault["file"].endswith(".wal") and fault["offset"] < 1 << 20  # in the data, not the preallocated zeros
+    log = node_log(outcome, "node1")
+    refused = re.search(r'"msg":"discovery failed","error":"([^"]+)"', log) is not None
+    lost = re.search(r"tocommit\((\d+)\) is out of range \[lastIndex\((\d+)\)\]", log)
+    (stopped,) = nemesis_done(ops, "stop-truncate")
+    served = ok_ops_on(ops, "node1", stopped["time"]) > 0
+    assert [refused, lost is not None, served].count(True) == 1, (refused, lost, served)
+    if lost:
+        assert int(lost.group(1)) > int(lost.group(2))
 
 
 @needs_zookeeper
-def test_zookeeper_under_a_torn_log_tail_restarts_and_stays_valid(tmp_path):
+def test_zookeeper_drops_a_torn_log_tail_as_partial_and_catches_up(tmp_path):
     outcome = disk_run(tmp_path, "zookeeper", "truncate", TRUNCATE_NODE1_LOG)
     assert outcome.valid is True, outcome.results
-    assert "/version-2/log." in the_truncation(outcome)["file"]
+    fault, ops = the_truncation(outcome)
+    assert "/version-2/log." in fault["file"] and fault["offset"] < 1 << 20
+    assert "Last transaction was partial" in node_log(outcome, "node1")
+    (stopped,) = nemesis_done(ops, "stop-truncate")
+    assert ok_ops_on(ops, "node1", stopped["time"]) > 0, "node1 did not serve again after its log was torn"
 
 
 def the_power_cut(outcome) -> dict:

@@ -68,6 +68,25 @@ def test_volatile_fs_keeps_only_what_was_fsynced():
     assert fs.read("/d/log", 10000, 0, 0) == b"a" * 5000
 
 
+def test_volatile_fs_keeps_the_owner_and_mode_of_its_directory_and_gives_new_files_to_their_creator(tmp_path):
+    """PostgreSQL refuses a PGDATA that is not its own and 0700, and runs as another user than the daemon."""
+    source = tmp_path / "pgdata"
+    source.mkdir(mode=0o700)
+    (source / "PG_VERSION").write_text("15\n")
+    if os.geteuid() == 0:
+        os.chown(source / "PG_VERSION", 1234, 1234)
+    fs = VolatileFS(str(source))
+    root = fs.getattr("/")
+    assert (root["st_mode"] & 0o7777, root["st_uid"], root["st_gid"]) == (0o700, os.geteuid(), os.getegid())
+    if os.geteuid() == 0:
+        assert fs.getattr("/PG_VERSION")["st_uid"] == 1234
+    fs.caller = lambda: (999, 998)  # what the FUSE context names once mounted
+    ino = fs.create("/new", 0o600)
+    fs.mkdir("/dir", 0o700)
+    assert [(fs.getattr(p)["st_uid"], fs.getattr(p)["st_gid"]) for p in ("/new", "/dir")] == [(999, 998)] * 2
+    assert fs.getattr("/new", ino)["st_mode"] & 0o7777 == 0o600
+
+
 def test_volatile_fs_rename_is_durable_only_with_its_directory():
     fs = VolatileFS()
     ino = fs.create("/a", 0o644)
@@ -93,6 +112,52 @@ def test_a_call_in_another_mount_namespace_that_fails_names_the_namespace():
         in_mount_namespace(os.getpid(), lambda libc: libc.umount2(b"/nonexistent-splitbrain-mountpoint", 0))
 
 
+def _preallocated(tmp_path, data: bytes = bytes(range(1, 256)) * 40, size: int = 1 << 20):
+    """A log as etcd, ZooKeeper and PostgreSQL keep theirs: its data, then zeros up to a fixed size."""
+    (tmp_path / "wal").write_bytes(data + bytes(size - len(data)))
+    return data
+
+
+@pytest.mark.parametrize("mode", ["bitflip", "zero", "copy"])
+def test_corruption_of_a_preallocated_log_lands_in_its_data_not_its_zeros(tmp_path, mode):
+    data = _preallocated(tmp_path)
+    for seed in range(20):
+        done = disk_ops.corrupt({"directory": str(tmp_path), "patterns": ["wal"], "mode": mode, "seed": seed,
+                                 "max_bytes": 64})
+        assert done["offset"] + done["length"] <= len(data), done
+        if mode == "copy":
+            assert done["from"] + done["length"] <= len(data) and abs(done["from"] - done["offset"]) >= done["length"]
+        assert disk_ops.restore(done)["restored"] is True or done["original"] == done["written"]
+
+
+@pytest.mark.timeout(60)
+def test_copy_in_a_large_file_never_overlaps(tmp_path):
+    """The source used to be drawn from a list of every possible start: 64 M of them in an etcd segment."""
+    (tmp_path / "wal").write_bytes(os.urandom(1 << 16) * 1024)  # 64 MiB of data
+    done = disk_ops.corrupt({"directory": str(tmp_path), "patterns": ["wal"], "mode": "copy", "seed": 5,
+                             "max_bytes": 512})
+    assert abs(done["from"] - done["offset"]) >= done["length"]
+    assert (tmp_path / "wal").read_bytes()[done["offset"]:done["offset"] + done["length"]] == bytes.fromhex(done["written"])
+
+
+def test_a_torn_write_of_a_preallocated_log_zeroes_the_end_of_its_data_and_keeps_its_length(tmp_path):
+    data = _preallocated(tmp_path)
+    done = disk_ops.truncate({"directory": str(tmp_path), "patterns": ["wal"], "seed": 3, "max_bytes": 100,
+                              "length": 7})
+    after = (tmp_path / "wal").read_bytes()
+    assert len(after) == 1 << 20 and done["preallocated"] is True
+    assert (done["offset"], done["length"]) == (len(data) - 7, 7)
+    assert after[:len(data) - 7] == data[:-7] and not any(after[len(data) - 7:])
+
+
+def test_a_log_of_nothing_but_zeros_is_passed_over_for_one_that_holds_data(tmp_path):
+    data = _preallocated(tmp_path)
+    (tmp_path / "wal.next").write_bytes(bytes(1 << 20))  # the next segment, made ahead of its first write
+    os.utime(tmp_path / "wal", (1, 1))
+    done = disk_ops.truncate({"directory": str(tmp_path), "patterns": ["wal*"], "seed": 3, "max_bytes": 100})
+    assert done["file"] == str(tmp_path / "wal") and done["offset"] + done["length"] == len(data)
+
+
 class _Files:
     def data_files(self, test, node):
         return DataFiles("/nonexistent", logs=("wal",))
@@ -104,11 +169,24 @@ class _Files:
         raise AssertionError("a refused power nemesis must touch no process")
 
 
-class SSHRemote:  # stands for any remote whose files live on another machine
+class HostWithoutFuse:  # a node on another machine (an SSH host) that has python3 but no FUSE
     node = "node1"
 
+    def __init__(self) -> None:
+        self.commands: list[list[str]] = []
 
-def test_power_cuts_are_refused_in_one_line_on_nodes_of_another_machine():
-    ctx = NemesisContext({"node1": SSHRemote()}, {"node1": "10.0.0.1"}, random.Random(1), target=_Files())
-    with pytest.raises(ConfigError, match=r"^lose-unfsynced runs on local and Docker nodes .*these nodes are SSHRemote$"):
+    def exec(self, cmd, *, stdin=None, timeout=None):
+        from splitbrain.control.remote import ExecResult
+
+        self.commands.append(list(cmd))
+        return ExecResult(0, "/dev/fuse\nlibfuse 3\n", "")
+
+
+def test_power_cuts_on_a_host_without_fuse_are_refused_in_one_line_before_anything_stops():
+    host = HostWithoutFuse()
+    ctx = NemesisContext({"node1": host}, {"node1": "10.0.0.1"}, random.Random(1), target=_Files())
+    with pytest.raises(ConfigError) as refused:
         PowerNemesis(ctx).setup(None)
+    assert str(refused.value) == ("lose-unfsynced on node1: the host lacks /dev/fuse, libfuse 3 "
+                                  "(Debian: apt-get install python3 fuse3)")
+    assert len(host.commands) == 1  # only the probe: nothing uploaded, spawned or stopped
