@@ -14,7 +14,11 @@ conninfo) and starts as a hot standby. ``wait_ready`` creates the workloads' tab
 waits until every replica has them.
 
 Tear-down shuts each server down fast (SIGINT: it removes its System V shared memory segment, which a
-SIGKILL would leave behind on the host), then kills whatever is left.
+SIGKILL would leave behind on the host), then kills whatever is left, then removes the segments a
+SIGKILLed server left: PostgreSQL removes a stale one at its next start only when it finds it by
+postmaster.pid and the data directory's inode, which a power cut (``lose-unfsynced``) or the volatile
+mount made under the directory changes. Only unattached segments created by a server this run started
+(by its pid) are removed.
 """
 
 from __future__ import annotations
@@ -38,6 +42,16 @@ READS = ("primary", "replicas")
 WAL_SEGMENT = "[0-9A-F]" * 24  # a WAL segment's name (not a timeline's .history file)
 SETUP_TIMEOUT_S = 60.0
 SHUTDOWN_WAIT_S = 10.0
+# $@: pids of servers the run started. Removes each unattached SysV segment one of them created.
+REMOVE_SEGMENTS = r"""
+ipcs -m -p | awk 'NR > 3 && NF >= 4 { print $1, $3 }' | while read -r id cpid; do
+  for pid in "$@"; do
+    [ "$cpid" = "$pid" ] || continue
+    [ "$(ipcs -m -i "$id" | sed -n 's/.*nattch=\([0-9]*\).*/\1/p')" = 0 ] && ipcrm -m "$id"
+  done
+done
+exit 0
+"""
 
 TABLES = ("CREATE TABLE IF NOT EXISTS lists (k bigint PRIMARY KEY, vals bigint[] NOT NULL)",
           "CREATE TABLE IF NOT EXISTS registers (k bigint PRIMARY KEY, v bigint)")
@@ -61,6 +75,7 @@ class PostgresTarget(OneProcessPerNode):
         self.isolation = isolation
         self.reads = reads
         self.primary = self.nodes[0]
+        self.started: dict[str, list[int]] = {n: [] for n in self.nodes}  # each node's servers' pids
 
     def address(self, node: str) -> str:
         return self.addresses[node]
@@ -88,6 +103,12 @@ class PostgresTarget(OneProcessPerNode):
                                          "-D", self.pgdata(node), "-X", "stream", "-R", "--no-sync"]), "setup.log")
         self.start(test, node)
 
+    def start(self, test: Any, node: str) -> None:
+        super().start(test, node)
+        handle = self._handle(node)
+        if handle is not None and handle.pid not in self.started[node]:
+            self.started[node].append(handle.pid)
+
     def teardown(self, test: Any, node: str) -> None:
         handle = self._handle(node)
         if handle is not None and handle.alive():
@@ -98,6 +119,8 @@ class PostgresTarget(OneProcessPerNode):
             except Exception:  # noqa: BLE001 - the kill below is what must happen
                 pass
         self.stop_process(node)
+        if self.started[node]:
+            self._run(node, ["sh", "-c", REMOVE_SEGMENTS, "sh", *map(str, self.started[node])], "teardown.log")
 
     def launch(self, node: str) -> tuple[list[str], dict[str, str], str | None]:
         settings = {"listen_addresses": self.address(node), "port": str(PORT), "unix_socket_directories": "",
