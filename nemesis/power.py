@@ -47,8 +47,39 @@ def _socket_name(*parts: str) -> str:
     return "splitbrain-vfs-" + hashlib.sha1(":".join((str(os.getpid()), *parts)).encode()).hexdigest()[:16]
 
 
-class VolatileMount:
+class _DaemonMount:
+    """What both mounts share: a daemon answering ``command(...)``, ``where`` it runs (for errors)."""
+
+    directory: str
+    where: str
+
+    def command(self, command: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _await_mount(self, exited: Any, log_hint: str) -> None:
+        """Until the daemon answers a ping (mounted); RemoteError when it exits first or takes too long."""
+        deadline = time.monotonic() + MOUNT_WAIT_S
+        while time.monotonic() < deadline:
+            if exited():
+                raise RemoteError(self.where, ["volatile_fs", self.directory], f"the FUSE daemon exited ({log_hint})")
+            try:
+                if self.command("ping").get("ok"):
+                    return
+            except (OSError, ValueError):
+                time.sleep(0.05)
+        raise RemoteError(self.where, ["volatile_fs", self.directory], f"not mounted after {MOUNT_WAIT_S:.0f} s")
+
+    def cut(self) -> list[dict[str, Any]]:
+        answer = self.command("cut")
+        if "error" in answer:
+            raise RemoteError(self.where, ["volatile_fs", "cut", self.directory], answer["error"])
+        return answer["lost"]
+
+
+class VolatileMount(_DaemonMount):
     """One node's data directory on the volatile file system: the daemon on this machine and its socket."""
+
+    where = "localhost"
 
     def __init__(self, directory: str, log: Path | None, namespace_of: int | None = None) -> None:
         self.directory = os.path.abspath(directory)
@@ -68,13 +99,10 @@ class VolatileMount:
             if out is not subprocess.DEVNULL:
                 out.close()
         process = self.process
-        _await_mount(self, "localhost", lambda: process.poll() is not None, f"see {self.log}")
+        self._await_mount(lambda: process.poll() is not None, f"see {self.log}")
 
     def command(self, command: str) -> dict[str, Any]:
         return volatile_fs.send("@" + self.socket_name, command, COMMAND_TIMEOUT_S)
-
-    def cut(self) -> list[dict[str, Any]]:
-        return _cut(self, "localhost")
 
     def unmount(self) -> None:
         if self.process is None:
@@ -107,7 +135,7 @@ if grep -qs " $1 fuse.splitbrain-volatile " /proc/self/mounts; then fusermount3 
 """
 
 
-class NodeVolatileMount:
+class NodeVolatileMount(_DaemonMount):
     """The same on a node that is another machine (an SSH host): the daemon runs there, spawned through
     the node's Remote (so the run's clean-up kills it like the target's processes), and every command goes
     through ``volatile_fs.py --send`` on the node. Its two files are shipped beside the data directory, not
@@ -115,6 +143,7 @@ class NodeVolatileMount:
 
     def __init__(self, remote: Remote, directory: str) -> None:
         self.remote = remote
+        self.where = remote.node
         self.directory = posixpath.normpath(directory)
         self.tools = self.directory + ".volatile-fs"
         self.script = f"{self.tools}/volatile_fs.py"
@@ -123,8 +152,8 @@ class NodeVolatileMount:
 
     def check_host(self) -> None:
         """ConfigError when the host cannot mount it (one line, with what it lacks)."""
-        missing = run_checked(self.remote, ["sh", "-c", _PROBE], timeout=COMMAND_TIMEOUT_S).stdout.split("\n")
-        missing = [m for m in missing if m.strip()]
+        probe = run_checked(self.remote, ["sh", "-c", _PROBE], timeout=COMMAND_TIMEOUT_S)
+        missing = [line for line in probe.stdout.splitlines() if line.strip()]
         if missing:
             raise ConfigError(f"lose-unfsynced on {self.remote.node}: the host lacks {', '.join(missing)} "
                               "(Debian: apt-get install python3 fuse3)")
@@ -137,16 +166,13 @@ class NodeVolatileMount:
         self.remote.upload(mfusepy.__file__, f"{self.tools}/mfusepy.py")
         self.process = self.remote.spawn(["python3", self.script, self.directory, self.socket], log="volatile-fs.log")
         process = self.process
-        _await_mount(self, self.remote.node, lambda: not process.alive(), "see volatile-fs.log in the node's logs")
+        self._await_mount(lambda: not process.alive(), "see volatile-fs.log in the node's logs")
 
     def command(self, command: str) -> dict[str, Any]:
         result = self.remote.exec(["python3", self.script, "--send", self.socket, command], timeout=COMMAND_TIMEOUT_S)
         if not result.ok:
             raise OSError(result.stderr.strip() or f"exit code {result.rc}")
         return json.loads(result.stdout)
-
-    def cut(self) -> list[dict[str, Any]]:
-        return _cut(self, self.remote.node)
 
     def unmount(self) -> None:
         if self.process is None:
@@ -163,27 +189,6 @@ class NodeVolatileMount:
 
 
 Mount = VolatileMount | NodeVolatileMount
-
-
-def _await_mount(mount: Mount, where: str, exited: Any, log_hint: str) -> None:
-    """Until the daemon answers a ping (mounted); RemoteError when it exits first or takes too long."""
-    deadline = time.monotonic() + MOUNT_WAIT_S
-    while time.monotonic() < deadline:
-        if exited():
-            raise RemoteError(where, ["volatile_fs", mount.directory], f"the FUSE daemon exited ({log_hint})")
-        try:
-            if mount.command("ping").get("ok"):
-                return
-        except (OSError, ValueError):
-            time.sleep(0.05)
-    raise RemoteError(where, ["volatile_fs", mount.directory], f"not mounted after {MOUNT_WAIT_S:.0f} s")
-
-
-def _cut(mount: Mount, where: str) -> list[dict[str, Any]]:
-    answer = mount.command("cut")
-    if "error" in answer:
-        raise RemoteError(where, ["volatile_fs", "cut", mount.directory], answer["error"])
-    return answer["lost"]
 
 
 class PowerNemesis:

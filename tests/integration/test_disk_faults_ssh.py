@@ -20,7 +20,12 @@ from tests.integration.disk_checks import (
     nemesis_done,
 )
 from tests.integration.helpers import needs_sshd_and, run
-from tests.integration.test_ssh import SSHNodes, _assert_nothing_left_on_the_hosts, ssh_nodes  # noqa: F401 - the fixture
+from tests.integration.test_ssh import (  # noqa: F401 - ssh_nodes: the fixture
+    SSHNodes,
+    _assert_nothing_left_on_the_hosts,
+    ssh_nodes,
+    ssh_run_command,
+)
 
 pytestmark = [pytest.mark.integration, needs_sshd_and(), pytest.mark.timeout(240)]
 
@@ -134,14 +139,11 @@ def test_kill_9_of_an_ssh_run_with_power_cuts_leaves_nothing_on_the_hosts(ssh_no
     the target's processes, unmounts their (now dead) mounts and removes the run's directory."""
     import os
     import subprocess
-    import sys
 
     from tests.integration.helpers import wait_for
 
     store = tmp_path / "runs"
-    cmd = [sys.executable, "-m", "splitbrain.harness.cli", "run", "--remote", "ssh", "--ssh-hosts", ssh_nodes.hosts_option,
-           "--ssh-key", str(ssh_nodes.key_file), "--ssh-dir", str(ssh_nodes.host_dir), "--ssh-accept-new",
-           "--store", str(store), "--time-limit", "30", "--nemesis", "lose-unfsynced", "--seed", "3"]
+    cmd = ssh_run_command(ssh_nodes, store, "--time-limit", "30", "--nemesis", "lose-unfsynced", "--seed", "3")
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True, env={**os.environ, "HOME": str(tmp_path)})
     try:

@@ -356,13 +356,17 @@ def test_ssh_hosts_option_is_parsed_or_refused_in_one_line() -> None:
 
 # -- splitbrain run --remote ssh --------------------------------------------------------------------------
 
+def ssh_run_command(nodes: SSHNodes, store: Path, *args: str, accept_new: bool = True) -> list[str]:
+    """`splitbrain run` on these hosts, its runs in ``store``, with ``args``."""
+    return [sys.executable, "-m", "splitbrain.harness.cli", "run", "--remote", "ssh", "--ssh-hosts", nodes.hosts_option,
+            "--ssh-key", str(nodes.key_file), "--ssh-dir", str(nodes.host_dir), "--store", str(store), *args,
+            *(["--ssh-accept-new"] if accept_new else [])]
+
+
 def _run_over_ssh(nodes: SSHNodes, store: Path, *args: str,
                   accept_new: bool = True) -> tuple[subprocess.CompletedProcess[str], Path]:
-    cmd = [sys.executable, "-m", "splitbrain.harness.cli", "run", "--remote", "ssh", "--ssh-hosts", nodes.hosts_option,
-           "--ssh-key", str(nodes.key_file), "--ssh-dir", str(nodes.host_dir), "--store", str(store), "--time-limit", "6",
-           "--nemesis-interval", "1.5", "--rate", "80", "--recovery", "1.5", *args]
-    if accept_new:
-        cmd.append("--ssh-accept-new")
+    cmd = ssh_run_command(nodes, store, "--time-limit", "6", "--nemesis-interval", "1.5", "--rate", "80",
+                          "--recovery", "1.5", *args, accept_new=accept_new)
     # A HOME of its own: the run must not read (or depend on) this machine's ~/.ssh/known_hosts.
     env = {**os.environ, "HOME": str(store.parent)}
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=150, stdin=subprocess.DEVNULL, env=env)
@@ -487,10 +491,8 @@ def test_stale_read_bug_is_caught_over_ssh(ssh_nodes: SSHNodes, tmp_path: Path) 
 @pytest.mark.timeout(120)
 def test_an_interrupted_run_over_ssh_heals_and_leaves_nothing(ssh_nodes: SSHNodes, tmp_path: Path) -> None:
     store = tmp_path / "runs"
-    cmd = [sys.executable, "-m", "splitbrain.harness.cli", "run", "--remote", "ssh", "--ssh-hosts", ssh_nodes.hosts_option,
-           "--ssh-key", str(ssh_nodes.key_file), "--ssh-dir", str(ssh_nodes.host_dir), "--ssh-accept-new",
-           "--store", str(store), "--time-limit", "30",
-           "--nemesis", "partition,pause", "--nemesis-interval", "0.5", "--seed", "4"]
+    cmd = ssh_run_command(ssh_nodes, store, "--time-limit", "30", "--nemesis", "partition,pause",
+                          "--nemesis-interval", "0.5", "--seed", "4")
     run = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                            env={**os.environ, "HOME": str(tmp_path)})
     try:
